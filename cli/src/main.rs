@@ -1,0 +1,3 @@
+fn main() {
+    println!("ferrite {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,3 @@
+//! ferrite's inference engine.
+
+pub mod gguf;

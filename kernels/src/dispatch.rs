@@ -1,0 +1,71 @@
+//! The table from a weight type to its activation type and kernels, per ISA level.
+//!
+//! Kernels work on raw bytes (rows of blocks as stored in GGUF), so the drivers
+//! and the engine can call any type through one function-pointer table. Each
+//! block family module (`legacy`, `kquants`, `float`) fills in its own types and
+//! falls back to a weaker level where it has no kernel for the one asked.
+
+use crate::blocks::GgmlType;
+use crate::cpu::Isa;
+
+/// Dequantize a whole number of blocks (`src` bytes) into `dst` (one f32 per element).
+pub type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
+/// Quantize `src` (a whole number of blocks of elements) into `dst` bytes.
+pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
+/// Dot product of one weight row (`w` bytes) with one activation row (`a` bytes,
+/// already in the activation type); both hold `n` elements.
+pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+
+/// The kernels of one weight type at one ISA level.
+#[derive(Clone, Copy)]
+pub struct TypeKernels {
+    pub dtype: GgmlType,
+    /// The level these kernels were actually built for (may be below the one asked).
+    pub isa: Isa,
+    /// The type activations are converted to before `vec_dot` (F32 for float weights).
+    pub act: GgmlType,
+    pub dequantize: DequantizeFn,
+    /// Converts f32 activations to `act` bytes.
+    pub quantize_act: QuantizeFn,
+    pub vec_dot: VecDotFn,
+}
+
+impl std::fmt::Debug for TypeKernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypeKernels")
+            .field("dtype", &self.dtype)
+            .field("isa", &self.isa)
+            .field("act", &self.act)
+            .finish()
+    }
+}
+
+/// The kernels for weight type `dtype` at the best level not above `isa`, or `None`
+/// when ferrite cannot multiply with that type (e.g. Q8_1/Q8_K, which are activation
+/// types only).
+pub fn kernels_at(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
+    crate::legacy::kernels(dtype, isa)
+        .or_else(|| crate::kquants::kernels(dtype, isa))
+        .or_else(|| crate::float::kernels(dtype, isa))
+}
+
+/// The kernels for `dtype` at the process's active level ([`crate::cpu::active`]).
+pub fn kernels(dtype: GgmlType) -> Option<TypeKernels> {
+    kernels_at(dtype, crate::cpu::active())
+}
+
+/// Quantize to `dtype` with the reference quantizer, or `None` when ferrite has no
+/// quantizer for it (Q2_K, Q3_K, F32, ...; see [`crate::legacy`], [`crate::kquants`], [`crate::float`]).
+pub fn quantizer(dtype: GgmlType) -> Option<QuantizeFn> {
+    crate::legacy::quantizer(dtype)
+        .or_else(|| crate::kquants::quantizer(dtype))
+        .or_else(|| crate::float::quantizer(dtype))
+}
+
+/// Dequantize with the reference (scalar) code for any type, activation types included.
+pub fn dequantizer(dtype: GgmlType) -> DequantizeFn {
+    crate::legacy::dequantizer(dtype)
+        .or_else(|| crate::kquants::dequantizer(dtype))
+        .or_else(|| crate::float::dequantizer(dtype))
+        .expect("every GgmlType has a dequantizer")
+}

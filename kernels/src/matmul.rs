@@ -1,0 +1,1 @@
+//! PLACEHOLDER: matrix×vector and matrix×matrix drivers.

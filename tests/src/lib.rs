@@ -1,0 +1,1 @@
+//! Helpers shared by the workspace tests: locating (and fetching) the real models.
