@@ -12,6 +12,8 @@ pub mod kquants;
 pub mod legacy;
 pub mod matmul;
 pub mod ops;
+#[doc(hidden)]
+pub mod testutil;
 
 pub use blocks::GgmlType;
 pub use cpu::Isa;
