@@ -7,6 +7,7 @@ use crate::blocks::GgmlType;
 use crate::cpu::Isa;
 use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels};
 
+pub(crate) mod common;
 pub mod q2k;
 pub mod q3k;
 pub mod q4k;

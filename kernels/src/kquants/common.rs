@@ -1,0 +1,1 @@
+//! Helpers shared by the K-quant types (6-bit scale/min unpacking, ...).
