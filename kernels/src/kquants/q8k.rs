@@ -61,6 +61,13 @@ pub(crate) fn quantize_bytes(src: &[f32], dst: &mut [u8]) {
     quantize(src, blocks)
 }
 
+/// The Q8_K activation quantizer for kernels of level `isa` (bit-identical to
+/// [`quantize`] at every level).
+pub(crate) fn quantizer_at(isa: crate::cpu::Isa) -> crate::dispatch::QuantizeFn {
+    let _ = isa;
+    quantize_bytes
+}
+
 pub(crate) fn dequantize_bytes(src: &[u8], dst: &mut [f32]) {
     let blocks: &[BlockQ8K] =
         as_blocks(src).expect("q8_K source is misaligned or not whole blocks");
