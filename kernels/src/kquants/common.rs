@@ -368,8 +368,10 @@ pub(crate) mod testing {
                     let k = kernels_at(dtype, isa).unwrap();
                     assert_eq!(k.act, GgmlType::Q8K);
                     let got = (k.vec_dot)(n, wb, ab);
+                    // Floor: results that cancel to far below the sum of |products|
+                    // keep the f32 rounding of the per-block terms (~1e-8 of that sum).
                     assert!(
-                        rel_diff(got as f64, r as f64, 1e-5 * scale) <= 1e-5,
+                        rel_diff(got as f64, r as f64, 0.05 * scale) <= 1e-5,
                         "{dtype} {isa} ({}) dot {got} vs scalar {r} (nb {nb}, case {case})",
                         k.isa
                     );
@@ -576,5 +578,66 @@ pub(crate) mod neon {
         let p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b));
         let p1 = vmull_high_s8(a, b);
         vpadalq_s16(vpadalq_s16(acc, p0), p1)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod bench {
+    //! `cargo test --release -- --ignored --nocapture kquants_bench`: single-thread
+    //! dot throughput in weight bytes per second, on rows that fit in L2 (kernel
+    //! speed) and on a matrix larger than the L3 (memory bound).
+    use crate::blocks::GgmlType;
+    use crate::cpu;
+    use crate::dispatch::kernels_at;
+    use crate::testutil::Rng;
+
+    /// This thread's CPU time (the machine is shared, so wall time would mostly
+    /// measure the other processes).
+    fn cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn run(dtype: GgmlType) {
+        let mut rng = Rng::new(1);
+        let n = 4096;
+        for &rows in &[32usize, 16384] {
+            let x = rng.weights(n);
+            let rb = dtype.row_bytes(n).unwrap();
+            let mut w = vec![0u16; rb * rows / 2];
+            let wb: &mut [u8] = bytemuck::cast_slice_mut(&mut w);
+            let row0: Vec<f32> = rng.weights(n);
+            let mut first = vec![0u16; rb / 2];
+            (crate::dispatch::quantizer(dtype).unwrap())(
+                &row0,
+                bytemuck::cast_slice_mut(&mut first),
+            );
+            for r in wb.chunks_exact_mut(rb) {
+                r.copy_from_slice(bytemuck::cast_slice(&first));
+            }
+            let wb: &[u8] = bytemuck::cast_slice(&w);
+            for isa in cpu::supported_levels() {
+                let k = kernels_at(dtype, isa).unwrap();
+                let mut a = vec![0u32; GgmlType::Q8K.row_bytes(n).unwrap() / 4];
+                (k.quantize_act)(&x, bytemuck::cast_slice_mut(&mut a));
+                let ab: &[u8] = bytemuck::cast_slice(&a);
+                let reps = (256 << 20) / wb.len().max(1) + 1;
+                let t = cpu_ns();
+                let mut s = 0f32;
+                for _ in 0..reps {
+                    for r in wb.chunks_exact(rb) {
+                        s += (k.vec_dot)(n, r, ab);
+                    }
+                }
+                let dt = (cpu_ns() - t) as f64 * 1e-9;
+                println!(
+                    "{dtype} {:>6} rows {rows:>5}: {:6.2} GB/s ({s})",
+                    k.isa.name(),
+                    (wb.len() * reps) as f64 / dt / 1e9
+                );
+            }
+        }
     }
 }
