@@ -226,9 +226,9 @@ pub(crate) fn make_qx_quants(
         iscale = -(nmaxf + 0.1 * is as f32) / max;
         sumlx = 0.0;
         suml2 = 0.0;
-        for i in 0..n {
-            let (w, lf) = (weight(i), quant(iscale, x[i]) as f32);
-            sumlx += w * x[i] * lf;
+        for (i, &xi) in x.iter().enumerate() {
+            let (w, lf) = (weight(i), quant(iscale, xi) as f32);
+            sumlx += w * xi * lf;
             suml2 += w * lf * lf;
         }
         if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
@@ -252,7 +252,7 @@ pub(crate) fn dot_blocks<'a, B: Block>(
     a: &'a [u8],
 ) -> (&'a [B], &'a [BlockQ8K]) {
     assert!(
-        n % QK_K == 0,
+        n.is_multiple_of(QK_K),
         "{}: row length {n} is not a multiple of {QK_K}",
         B::TYPE
     );
@@ -537,7 +537,10 @@ pub(crate) mod x86 {
         _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
     }
 
-    /// The same in one VNNI instruction (`vpdpwssd`).
+    /// The same in one VNNI instruction (`vpdpwssd`). AVX-512 intrinsics and
+    /// target features are stable since Rust 1.89: the workspace `rust-version`
+    /// must be at least that for any AVX-512 kernel to build.
+    #[allow(clippy::incompatible_msrv)]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     #[inline]
     pub(crate) fn madd_acc_vnni(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {

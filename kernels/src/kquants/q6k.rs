@@ -67,9 +67,9 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ6K]) {
         }
         let iscale = -128.0 / max_scale;
         y.d = f16::from_f32(1.0 / iscale);
-        for ib in 0..16 {
+        for (ys, &s) in y.scales.iter_mut().zip(&scales) {
             // `as i8` wraps like ggml's int to int8_t store; the value is >= -128.
-            y.scales[ib] = nearest_int(iscale * scales[ib]).min(127) as i8;
+            *ys = nearest_int(iscale * s).min(127) as i8;
         }
         for j in 0..16 {
             let d = y.d.to_f32() * y.scales[j] as f32;
