@@ -256,6 +256,36 @@ fn top_k(cands: &mut Vec<Candidate>, k: usize) {
     cands.sort_unstable_by(by_logit_desc);
 }
 
+/// Collects the `k` best finite-logit tokens of `logits` into `out`, sorted, without
+/// materialising every token: a token is kept only if it beats the current k-th best, and the
+/// buffer is cut back to `k` whenever it reaches `2k`. Ties keep the lower id, as [`top_k`]
+/// does. `k` must be positive.
+fn collect_top_k(logits: &[f32], k: usize, out: &mut Vec<Candidate>) {
+    out.clear();
+    let cap = k.saturating_mul(2).max(k.saturating_add(64));
+    // Strictly better than the k-th kept: an equal logit arriving later has a higher id.
+    let mut threshold = f32::NEG_INFINITY;
+    for (i, &logit) in logits.iter().enumerate() {
+        if logit > threshold {
+            out.push(Candidate {
+                id: i as u32,
+                logit,
+                p: 0.0,
+            });
+            if out.len() == cap {
+                out.select_nth_unstable_by(k - 1, by_logit_desc);
+                out.truncate(k);
+                threshold = out[k - 1].logit;
+            }
+        }
+    }
+    if k >= out.len() {
+        out.sort_unstable_by(by_logit_desc);
+    } else {
+        top_k(out, k);
+    }
+}
+
 /// Orders a growing prefix of `cands` by `cmp` and accumulates `p` along it until `done(cum)`;
 /// returns the length of the prefix up to and including the token that satisfied `done`
 /// (`cands.len()` if none did). Only the needed prefix gets sorted, so a nucleus of a few
@@ -508,15 +538,14 @@ impl Sampler {
                 &mut self.counts,
             );
         }
-        // Checked after the penalties, which can overflow a huge logit to ±inf.
-        match self
-            .logits
-            .iter()
-            .position(|l| l.is_nan() || *l == f32::INFINITY)
-        {
-            Some(i) => Err(SampleError::NonFiniteLogit { token: i as u32 }),
-            None => Ok(()),
+        // Checked after the penalties, which can overflow a huge logit to ±inf. `!(l < inf)`
+        // catches NaN and +inf in one branch-free (vectorisable) pass.
+        let bad = |l: &f32| !(*l < f32::INFINITY);
+        if self.logits.iter().fold(false, |acc, l| acc | bad(l)) {
+            let i = self.logits.iter().position(bad).unwrap_or(0);
+            return Err(SampleError::NonFiniteLogit { token: i as u32 });
         }
+        Ok(())
     }
 
     fn greedy(&self) -> Result<u32, SampleError> {
@@ -531,27 +560,26 @@ impl Sampler {
     /// temperature-scaled probabilities, in `self.cands`. Requires `temperature > 0`.
     fn filter(&mut self) {
         let cands = &mut self.cands;
-        cands.clear();
         // -inf tokens (masked) can never be drawn; dropping them also keeps the entropy finite.
-        cands.extend(
-            self.logits
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| **l != f32::NEG_INFINITY)
-                .map(|(i, &logit)| Candidate {
-                    id: i as u32,
-                    logit,
-                    p: 0.0,
-                }),
-        );
+        if self.opts.top_k > 0 {
+            let k = usize::try_from(self.opts.top_k).unwrap_or(usize::MAX);
+            collect_top_k(&self.logits, k, cands);
+        } else {
+            cands.clear();
+            cands.extend(
+                self.logits
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| **l != f32::NEG_INFINITY)
+                    .map(|(i, &logit)| Candidate {
+                        id: i as u32,
+                        logit,
+                        p: 0.0,
+                    }),
+            );
+        }
         if cands.is_empty() {
             return;
-        }
-        if self.opts.top_k > 0 {
-            top_k(
-                cands,
-                usize::try_from(self.opts.top_k).unwrap_or(usize::MAX),
-            );
         }
         typical_p(cands, self.opts.typical_p, &self.logits);
         top_p(cands, self.opts.top_p);
@@ -730,6 +758,31 @@ mod tests {
                 ..plain(1.0, 1)
             };
             assert_eq!(candidate_ids(opts, &logits, &[]).len(), 5000, "k={k}");
+        }
+    }
+
+    #[test]
+    fn streamed_top_k_matches_full_selection() {
+        // Few distinct values: many ties across buffer cut-backs; lower ids must win.
+        let mut rng = Rng::new(2);
+        let mut logits: Vec<f32> = (0..20_000).map(|_| (rng.next_u64() % 7) as f32).collect();
+        logits[5] = f32::NEG_INFINITY;
+        for k in [1usize, 3, 40, 1000, 19_999, 20_000, 50_000] {
+            let mut got = Vec::new();
+            collect_top_k(&logits, k, &mut got);
+            let mut all: Vec<Candidate> = logits
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l != f32::NEG_INFINITY)
+                .map(|(i, &logit)| Candidate {
+                    id: i as u32,
+                    logit,
+                    p: 0.0,
+                })
+                .collect();
+            all.sort_by(by_logit_desc);
+            all.truncate(k);
+            assert_eq!(got, all, "k={k}");
         }
     }
 
