@@ -538,9 +538,9 @@ impl Sampler {
                 &mut self.counts,
             );
         }
-        // Checked after the penalties, which can overflow a huge logit to ±inf. `!(l < inf)`
-        // catches NaN and +inf in one branch-free (vectorisable) pass.
-        let bad = |l: &f32| !(*l < f32::INFINITY);
+        // Checked after the penalties, which can overflow a huge logit to ±inf. Non-short-
+        // circuit `|` keeps the scan branch-free (vectorisable).
+        let bad = |l: &f32| l.is_nan() | (*l == f32::INFINITY);
         if self.logits.iter().fold(false, |acc, l| acc | bad(l)) {
             let i = self.logits.iter().position(bad).unwrap_or(0);
             return Err(SampleError::NonFiniteLogit { token: i as u32 });
