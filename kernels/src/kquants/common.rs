@@ -537,10 +537,7 @@ pub(crate) mod x86 {
         _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
     }
 
-    /// The same in one VNNI instruction (`vpdpwssd`). AVX-512 intrinsics and
-    /// target features are stable since Rust 1.89: the workspace `rust-version`
-    /// must be at least that for any AVX-512 kernel to build.
-    #[allow(clippy::incompatible_msrv)]
+    /// The same in one VNNI instruction (`vpdpwssd`; AVX-512 intrinsics need Rust ≥ 1.89).
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     #[inline]
     pub(crate) fn madd_acc_vnni(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
