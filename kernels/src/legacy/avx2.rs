@@ -17,11 +17,11 @@ use crate::cpu::Isa;
 
 pub(super) const KERNELS: LevelKernels = LevelKernels {
     isa: Isa::Avx2,
-    q4_0: q4_0,
-    q4_1: q4_1,
-    q5_0: q5_0,
-    q5_1: q5_1,
-    q8_0: q8_0,
+    q4_0,
+    q4_1,
+    q5_0,
+    q5_1,
+    q8_0,
     quantize_q8_0: quantize_q8_0_bytes,
     quantize_q8_1: quantize_q8_1_bytes,
 };

@@ -6,10 +6,7 @@
 //! the fast dot products and activation quantizers. Weight types pair with
 //! ggml's activation types: Q4_0/Q5_0/Q8_0 with Q8_0, Q4_1/Q5_1 with Q8_1.
 
-use crate::blocks::{
-    as_blocks, Block, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, GgmlType,
-    QK,
-};
+use crate::blocks::{as_blocks, Block, GgmlType, QK};
 use crate::cpu::Isa;
 use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels, VecDotFn};
 
