@@ -8,7 +8,6 @@
 
 use std::arch::x86_64::*;
 
-use bytemuck::Zeroable;
 use half::f16;
 
 use super::{reference, LevelKernels};
@@ -34,30 +33,6 @@ simd_wrappers! {
     dot q8_0: BlockQ8_0, BlockQ8_0 => dot_q8_0_q8_0;
     quantize quantize_q8_0_bytes: BlockQ8_0 => quantize_q8_0;
     quantize quantize_q8_1_bytes: BlockQ8_1 => quantize_q8_1;
-}
-
-const GROUP: usize = 8;
-
-/// Calls `group` on each run of eight blocks, the last one zero-padded.
-#[inline(always)]
-fn for_groups<W: Zeroable + Copy, A: Zeroable + Copy>(
-    w: &[W],
-    a: &[A],
-    mut group: impl FnMut(&[W; GROUP], &[A; GROUP]),
-) {
-    let mut wc = w.chunks_exact(GROUP);
-    let mut ac = a.chunks_exact(GROUP);
-    for (wg, ag) in (&mut wc).zip(&mut ac) {
-        group(wg.try_into().unwrap(), ag.try_into().unwrap());
-    }
-    let (wr, ar) = (wc.remainder(), ac.remainder());
-    if !wr.is_empty() {
-        let mut wp = [W::zeroed(); GROUP];
-        let mut ap = [A::zeroed(); GROUP];
-        wp[..wr.len()].copy_from_slice(wr);
-        ap[..ar.len()].copy_from_slice(ar);
-        group(&wp, &ap);
-    }
 }
 
 #[inline(always)]
@@ -164,9 +139,9 @@ unsafe fn finish(acc: [__m256; 4], ms: __m256) -> f32 {
 pub(super) unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let eight = _mm256_set1_epi8(8);
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
-        for k in 0..GROUP {
+        for k in 0..8 {
             let sum = dot_biased(nibbles(&w[k].qs), load(&a[k].qs), eight);
             accumulate(&mut acc[k % 4], s, k, sum);
         }
@@ -180,10 +155,10 @@ pub(super) unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
 pub(super) unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut ms = _mm256_setzero_ps();
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
         ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
-        for k in 0..GROUP {
+        for k in 0..8 {
             let sum = dot_u(nibbles(&w[k].qs), load(&a[k].qs));
             accumulate(&mut acc[k % 4], s, k, sum);
         }
@@ -197,9 +172,9 @@ pub(super) unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
 pub(super) unsafe fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let sixteen = _mm256_set1_epi8(16);
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
-        for k in 0..GROUP {
+        for k in 0..8 {
             let q = high_bits(nibbles(&w[k].qs), w[k].qh);
             let sum = dot_biased(q, load(&a[k].qs), sixteen);
             accumulate(&mut acc[k % 4], s, k, sum);
@@ -214,10 +189,10 @@ pub(super) unsafe fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
 pub(super) unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut ms = _mm256_setzero_ps();
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
         ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
-        for k in 0..GROUP {
+        for k in 0..8 {
             let q = high_bits(nibbles(&w[k].qs), w[k].qh);
             let sum = dot_u(q, load(&a[k].qs));
             accumulate(&mut acc[k % 4], s, k, sum);
@@ -231,9 +206,9 @@ pub(super) unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
-        for k in 0..GROUP {
+        for k in 0..8 {
             let sum = dot_ss(load(&w[k].qs), load(&a[k].qs));
             accumulate(&mut acc[k % 4], s, k, sum);
         }

@@ -12,7 +12,6 @@
 
 use std::arch::x86_64::*;
 
-use bytemuck::Zeroable;
 use half::f16;
 
 use super::{reference, LevelKernels};
@@ -58,30 +57,6 @@ simd_wrappers! {
     dot q8_0_bw: BlockQ8_0, BlockQ8_0 => dot_q8_0_q8_0_bw;
     quantize quantize_q8_0_bytes: BlockQ8_0 => quantize_q8_0;
     quantize quantize_q8_1_bytes: BlockQ8_1 => quantize_q8_1;
-}
-
-const GROUP: usize = 8;
-
-/// Calls `group` on each run of eight blocks, the last one zero-padded.
-#[inline(always)]
-fn for_groups<W: Zeroable + Copy, A: Zeroable + Copy>(
-    w: &[W],
-    a: &[A],
-    mut group: impl FnMut(&[W; GROUP], &[A; GROUP]),
-) {
-    let mut wc = w.chunks_exact(GROUP);
-    let mut ac = a.chunks_exact(GROUP);
-    for (wg, ag) in (&mut wc).zip(&mut ac) {
-        group(wg.try_into().unwrap(), ag.try_into().unwrap());
-    }
-    let (wr, ar) = (wc.remainder(), ac.remainder());
-    if !wr.is_empty() {
-        let mut wp = [W::zeroed(); GROUP];
-        let mut ap = [A::zeroed(); GROUP];
-        wp[..wr.len()].copy_from_slice(wr);
-        ap[..ar.len()].copy_from_slice(ar);
-        group(&wp, &ap);
-    }
 }
 
 #[inline(always)]
@@ -263,7 +238,7 @@ dot_kernel!(
 unsafe fn dot_q4_0_q8_0<const VNNI: bool>(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut acc = [_mm512_setzero_ps(); 4];
     let eight = _mm512_set1_epi8(8);
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm512_castps256_ps512(_mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d)));
         for k in 0..4 {
             let q = nibbles2(&w[2 * k].qs, &w[2 * k + 1].qs);
@@ -279,7 +254,7 @@ unsafe fn dot_q4_0_q8_0<const VNNI: bool>(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f
 unsafe fn dot_q4_1_q8_1<const VNNI: bool>(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     let mut acc = [_mm512_setzero_ps(); 4];
     let mut ms = _mm256_setzero_ps();
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm512_castps256_ps512(_mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d)));
         ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
         for k in 0..4 {
@@ -296,7 +271,7 @@ unsafe fn dot_q4_1_q8_1<const VNNI: bool>(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f
 unsafe fn dot_q5_0_q8_0<const VNNI: bool>(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let mut acc = [_mm512_setzero_ps(); 4];
     let sixteen = _mm512_set1_epi8(16);
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm512_castps256_ps512(_mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d)));
         for k in 0..4 {
             let (w0, w1) = (&w[2 * k], &w[2 * k + 1]);
@@ -313,7 +288,7 @@ unsafe fn dot_q5_0_q8_0<const VNNI: bool>(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f
 unsafe fn dot_q5_1_q8_1<const VNNI: bool>(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     let mut acc = [_mm512_setzero_ps(); 4];
     let mut ms = _mm256_setzero_ps();
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm512_castps256_ps512(_mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d)));
         ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
         for k in 0..4 {
@@ -330,7 +305,7 @@ unsafe fn dot_q5_1_q8_1<const VNNI: bool>(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f
 #[inline]
 unsafe fn dot_q8_0_q8_0<const VNNI: bool>(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut acc = [_mm512_setzero_ps(); 4];
-    for_groups(w, a, |w, a| {
+    for_groups!(w, a, |w, a| {
         let s = _mm512_castps256_ps512(_mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d)));
         for k in 0..4 {
             let x = load2(&w[2 * k].qs, &w[2 * k + 1].qs);

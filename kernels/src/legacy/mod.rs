@@ -31,6 +31,34 @@ macro_rules! simd_wrappers {
     };
 }
 
+/// Runs `$body` with `$wg`/`$ag` bound to each run of eight weight/activation
+/// blocks, the last run zero-padded (zero scales add exactly nothing). A macro,
+/// not a closure, so the body is compiled inside the caller's
+/// `#[target_feature]` function and inlined into its loop.
+#[cfg(target_arch = "x86_64")]
+macro_rules! for_groups {
+    ($w:expr, $a:expr, |$wg:ident, $ag:ident| $body:block) => {{
+        const GROUP: usize = 8;
+        let (w, a) = ($w, $a);
+        let mut wc = w.chunks_exact(GROUP);
+        let mut ac = a.chunks_exact(GROUP);
+        for (wg, ag) in (&mut wc).zip(&mut ac) {
+            let $wg: &[_; GROUP] = wg.try_into().unwrap();
+            let $ag: &[_; GROUP] = ag.try_into().unwrap();
+            $body
+        }
+        let (wr, ar) = (wc.remainder(), ac.remainder());
+        if !wr.is_empty() {
+            let mut wp = [bytemuck::Zeroable::zeroed(); GROUP];
+            let mut ap = [bytemuck::Zeroable::zeroed(); GROUP];
+            wp[..wr.len()].copy_from_slice(wr);
+            ap[..ar.len()].copy_from_slice(ar);
+            let ($wg, $ag) = (&wp, &ap);
+            $body
+        }
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
