@@ -134,17 +134,26 @@ unsafe fn s8(v: uint8x16_t) -> int8x16_t {
 }
 
 /// Sums `f(block) → (int dot, scale, extra)` as `Σ scale·dot + extra`, two blocks
-/// per step into separate accumulators.
+/// per step into separate accumulators so their latencies overlap.
 #[inline(always)]
 unsafe fn drive<W, A>(w: &[W], a: &[A], f: impl Fn(&W, &A) -> (int32x4_t, f32, f32)) -> f32 {
-    let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut acc0 = vdupq_n_f32(0.0);
+    let mut acc1 = vdupq_n_f32(0.0);
     let mut extra = 0f32;
-    for (i, (x, y)) in w.iter().zip(a).enumerate() {
-        let (dot, scale, e) = f(x, y);
-        acc[i & 1] = vfmaq_n_f32(acc[i & 1], vcvtq_f32_s32(dot), scale);
+    let (mut wc, mut ac) = (w.chunks_exact(2), a.chunks_exact(2));
+    for (x, y) in (&mut wc).zip(&mut ac) {
+        let (d0, s0, e0) = f(&x[0], &y[0]);
+        let (d1, s1, e1) = f(&x[1], &y[1]);
+        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(d0), s0);
+        acc1 = vfmaq_n_f32(acc1, vcvtq_f32_s32(d1), s1);
+        extra += e0 + e1;
+    }
+    if let (Some(x), Some(y)) = (wc.remainder().first(), ac.remainder().first()) {
+        let (d, s, e) = f(x, y);
+        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(d), s);
         extra += e;
     }
-    vaddvq_f32(vaddq_f32(acc[0], acc[1])) + extra
+    vaddvq_f32(vaddq_f32(acc0, acc1)) + extra
 }
 
 #[inline(always)]

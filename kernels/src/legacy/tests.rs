@@ -96,7 +96,8 @@ fn SCALAR_DOT(t: GgmlType) -> VecDotFn {
 }
 
 /// Every kernel set to check: each supported level, plus the AVX-512 variant
-/// without VNNI when the CPU has VNNI (the table would not pick it).
+/// without VNNI and the NEON variant without `sdot` where the CPU has those
+/// extensions (the table would not pick them).
 fn levels() -> Vec<(String, LevelKernels)> {
     #[allow(unused_mut)]
     let mut levels: Vec<(String, LevelKernels)> = cpu::supported_levels()
@@ -106,6 +107,10 @@ fn levels() -> Vec<(String, LevelKernels)> {
     #[cfg(target_arch = "x86_64")]
     if cpu::has_avx512_vnni() {
         levels.push(("avx512-no-vnni".into(), avx512::kernels(false)));
+    }
+    #[cfg(target_arch = "aarch64")]
+    if cpu::has_neon_dotprod() {
+        levels.push(("neon-no-dotprod".into(), neon::kernels(false)));
     }
     levels
 }
