@@ -149,7 +149,9 @@ struct Bpe {
     /// (left id, right id) → (rank, merged id).
     merges: HashMap<(u32, u32), (u32, u32)>,
     byte_chars: [char; 256],
-    /// Token id of each single mapped char (`byte_chars`), the BPE starting symbols.
+    /// Mapped character → byte (every mapped character is below U+0200).
+    byte_inverse: Box<[Option<u8>; 512]>,
+    /// Per-word results, shared across calls.
     cache: Mutex<HashMap<String, Vec<u32>>>,
 }
 
@@ -219,9 +221,8 @@ pub struct Tokenizer {
     scores: Vec<f32>,
     attrs: Vec<u32>,
     token_to_id: HashMap<String, u32>,
-    /// Control / user-defined / unknown tokens, longest text first (llama.cpp's partition order).
-    special_cache: Vec<u32>,
-    /// Rank of each token in `special_cache` (u32::MAX if absent).
+    /// Rank of control / user-defined / unknown tokens in llama.cpp's partition order, longest
+    /// text first (u32::MAX for other tokens).
     special_rank: Vec<u32>,
     special_trie: Trie,
     /// Rendered pieces with `special = true` (llama.cpp's `cache_token_to_piece`).
@@ -522,15 +523,18 @@ impl Tokenizer {
         eog.sort_unstable();
         eog.dedup();
         // o200k_harmony / solar-open: "<|end|>" is not end-of-generation there.
-        let has = |t: &str| token_to_id.get(t).is_some_and(|id| eog.binary_search(id).is_ok());
-        if (has("<|return|>") && has("<|call|>") && has("<|end|>"))
-            || (has("<|calls|>") && has("<|flush|>") && has("<|end|>"))
+        let has = |eog: &[u32], t: &str| {
+            token_to_id.get(t).is_some_and(|id| eog.binary_search(id).is_ok())
+        };
+        if has(&eog, "<|end|>")
+            && ((has(&eog, "<|return|>") && has(&eog, "<|call|>"))
+                || (has(&eog, "<|calls|>") && has(&eog, "<|flush|>")))
         {
             let end = token_to_id["<|end|>"];
             eog.retain(|&x| x != end);
             attrs[end as usize] = attr::USER_DEFINED;
         }
-        if has("<|tool_response>") && has("</s>") {
+        if has(&eog, "<|tool_response>") && has(&eog, "</s>") {
             let s = token_to_id["</s>"];
             eog.retain(|&x| x != s);
             attrs[s as usize] = attr::NORMAL;
@@ -576,7 +580,7 @@ impl Tokenizer {
                 let mut merge_map = HashMap::with_capacity(merges_list.len());
                 for (rank, m) in merges_list.iter().enumerate() {
                     // llama.cpp splits at the first space after the first byte.
-                    let pos = m.get(1..).and_then(|s| s.find(' ')).map(|p| p + 1);
+                    let pos = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
                     let Some(pos) = pos else {
                         return Err(TokenizerError::new(format!("merge {rank} ({m:?}) has no separator")));
                     };
@@ -592,11 +596,17 @@ impl Tokenizer {
                     merge_map.entry((l, r)).or_insert((rank as u32, merged));
                 }
                 let pre = PreTokenizer::new(cfg.regexes).map_err(TokenizerError::new)?;
+                let byte_chars = unicode::byte_to_char_table();
+                let mut byte_inverse = Box::new([None; 512]);
+                for (b, &c) in byte_chars.iter().enumerate() {
+                    byte_inverse[c as usize] = Some(b as u8);
+                }
                 Model::Bpe(Box::new(Bpe {
                     pre,
                     cfg,
                     merges: merge_map,
-                    byte_chars: unicode::byte_to_char_table(),
+                    byte_chars,
+                    byte_inverse,
                     cache: Mutex::new(HashMap::new()),
                 }))
             }
@@ -608,7 +618,6 @@ impl Tokenizer {
             scores,
             attrs,
             token_to_id,
-            special_cache,
             special_rank,
             special_trie,
             pieces: Vec::new(),
@@ -985,7 +994,7 @@ impl Tokenizer {
         if a & attr::NORMAL != 0 {
             return match &self.model {
                 Model::Spm(_) => text.replace('\u{2581}', " ").into_bytes(),
-                Model::Bpe(bpe) => decode_byte_level(&bpe.byte_chars, text),
+                Model::Bpe(bpe) => decode_byte_level(&bpe.byte_inverse, text),
             };
         }
         if a & attr::BYTE != 0 {
@@ -1057,11 +1066,11 @@ enum Frag {
 }
 
 /// llama.cpp `llama_decode_text`: mapped characters back to bytes.
-fn decode_byte_level(byte_chars: &[char; 256], text: &str) -> Vec<u8> {
+fn decode_byte_level(inverse: &[Option<u8>; 512], text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     for ch in text.chars() {
-        match byte_chars.iter().position(|&c| c == ch) {
-            Some(b) => out.push(b as u8),
+        match inverse.get(ch as usize).copied().flatten() {
+            Some(b) => out.push(b),
             None => {
                 out.extend_from_slice(b"[UNK_BYTE_0x");
                 for b in ch.encode_utf8(&mut [0; 4]).bytes() {
