@@ -263,7 +263,12 @@ impl Builder {
         let mut next = 0u64;
         for t in &self.tensors {
             let off = t.offset.unwrap_or(next);
-            next = next.max((off + t.data.len() as u64).next_multiple_of(self.alignment));
+            if let Some(end) = off
+                .checked_add(t.data.len() as u64)
+                .and_then(|e| e.checked_next_multiple_of(self.alignment))
+            {
+                next = next.max(end);
+            }
             rel.push(off);
             put_bytes_str(&mut out, &t.name);
             out.extend((t.dims.len() as u32).to_le_bytes());
@@ -279,7 +284,12 @@ impl Builder {
         }
         let mut offsets = Vec::new();
         for (t, &off) in self.tensors.iter().zip(&rel) {
-            let start = (data_offset + off) as usize;
+            // Absurd offsets (tests of out-of-range data) get no data written.
+            let Some(start) = data_offset.checked_add(off).filter(|&s| s < 1 << 32) else {
+                offsets.push(u64::MAX);
+                continue;
+            };
+            let start = start as usize;
             let end = start + t.data.len();
             if out.len() < end {
                 out.resize(end, 0);
