@@ -167,3 +167,26 @@ fn every_byte_of_the_metadata_set_to_extremes() {
         }
     }
 }
+
+/// The fuzzer's seed corpus (`engine/fuzz/seeds/`) is the writer's valid files; this keeps
+/// the committed copies in sync. Regenerate with `FERRITE_WRITE_FUZZ_SEEDS=1`.
+#[test]
+fn fuzz_seeds_are_current() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let seeds = [
+        ("small-v2.seed", small_file(2).build()),
+        ("small-v3.seed", small_file(3).build()),
+        ("rich-v3.seed", rich_file(3).build()),
+    ];
+    let write = std::env::var_os("FERRITE_WRITE_FUZZ_SEEDS").is_some();
+    for (name, bytes) in seeds {
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert!(committed == bytes, "{path:?} is stale: rerun with FERRITE_WRITE_FUZZ_SEEDS=1");
+        assert!(parse_and_walk(&committed).is_ok());
+    }
+}
