@@ -13,7 +13,8 @@ fn model(file: &str, fetch_name: &str) -> GgufFile {
     let dir = std::env::var_os("FERRITE_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/ferrite-models")
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/ferrite-models")
         });
     let path = dir.join(file);
     if !path.exists() {
@@ -24,7 +25,10 @@ fn model(file: &str, fetch_name: &str) -> GgufFile {
             .env("FERRITE_MODELS_DIR", &dir)
             .status()
             .expect("run tests/fetch-models.sh");
-        assert!(status.success(), "tests/fetch-models.sh {fetch_name} failed");
+        assert!(
+            status.success(),
+            "tests/fetch-models.sh {fetch_name} failed"
+        );
     }
     GgufFile::open(&path).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -47,7 +51,10 @@ fn check_common(f: &GgufFile, arch: &str, blocks: u32, d_model: u64, vocab: usiz
         f.get_u64(&format!("{arch}.embedding_length")).unwrap(),
         d_model
     );
-    assert_eq!(f.get_str_array("tokenizer.ggml.tokens").unwrap().len(), vocab);
+    assert_eq!(
+        f.get_str_array("tokenizer.ggml.tokens").unwrap().len(),
+        vocab
+    );
     assert_eq!(
         f.get_i32_array("tokenizer.ggml.token_type").unwrap().len(),
         vocab
@@ -64,7 +71,15 @@ fn check_common(f: &GgufFile, arch: &str, blocks: u32, d_model: u64, vocab: usiz
                 .unwrap_or_else(|| panic!("blk.{b}.{name}.weight missing"))
         };
         // Tensors reading the residual stream have rows of d_model; those writing it, d_model rows.
-        for name in ["attn_norm", "attn_q", "attn_k", "attn_v", "ffn_up", "ffn_gate", "ffn_norm"] {
+        for name in [
+            "attn_norm",
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "ffn_up",
+            "ffn_gate",
+            "ffn_norm",
+        ] {
             assert_eq!(t(name).dims[0], d_model, "blk.{b}.{name}");
         }
         for name in ["attn_output", "ffn_down"] {
@@ -99,9 +114,15 @@ fn smollm2_135m() {
     assert_eq!(f.get_usize("llama.vocab_size").unwrap(), 49152);
     assert_eq!(f.get_str("tokenizer.ggml.model").unwrap(), "gpt2");
     assert_eq!(f.get_str("tokenizer.ggml.pre").unwrap(), "smollm");
-    assert_eq!(f.get_str_array("tokenizer.ggml.merges").unwrap().len(), 48900);
+    assert_eq!(
+        f.get_str_array("tokenizer.ggml.merges").unwrap().len(),
+        48900
+    );
     assert!(!f.get_bool("tokenizer.ggml.add_bos_token").unwrap());
-    assert!(f.get_str("tokenizer.chat_template").unwrap().contains("<|im_start|>"));
+    assert!(f
+        .get_str("tokenizer.chat_template")
+        .unwrap()
+        .contains("<|im_start|>"));
     assert_eq!(f.metadata().len(), 33);
     assert_eq!(f.metadata()[0].0, "general.architecture");
 
@@ -114,7 +135,10 @@ fn smollm2_135m() {
     // Tied embeddings: the output projection reuses token_embd.weight.
     assert!(f.tensor("output.weight").is_none());
     let q = f.tensor("blk.7.attn_q.weight").unwrap();
-    assert_eq!((q.dtype, q.dims.as_slice()), (GgmlType::Q4_1, &[576u64, 576][..]));
+    assert_eq!(
+        (q.dtype, q.dims.as_slice()),
+        (GgmlType::Q4_1, &[576u64, 576][..])
+    );
     let k = f.tensor("blk.7.attn_k.weight").unwrap();
     assert_eq!(k.dims, [576, 192]); // 3 KV heads x 64
 }
@@ -133,17 +157,31 @@ fn gemma3_270m() {
     assert_eq!(f.get_u32("gemma3.attention.sliding_window").unwrap(), 512);
     assert_eq!(f.get_f32("gemma3.rope.freq_base").unwrap(), 1e6);
     assert_eq!(f.get_str("tokenizer.ggml.model").unwrap(), "llama");
-    assert_eq!(f.get_f32_array("tokenizer.ggml.scores").unwrap().len(), 262_144);
+    assert_eq!(
+        f.get_f32_array("tokenizer.ggml.scores").unwrap().len(),
+        262_144
+    );
     assert!(f.get_bool("tokenizer.ggml.add_bos_token").unwrap());
     assert_eq!(f.get_str_opt("tokenizer.chat_template").unwrap(), None);
 
     assert_eq!(f.tensors().len(), 236); // 18 x 13 + token_embd + output_norm
     assert_eq!(
         type_counts(&f),
-        BTreeMap::from([("f32", 109), ("q4_K", 27), ("q5_0", 81), ("q6_K", 9), ("q8_0", 10)])
+        BTreeMap::from([
+            ("f32", 109),
+            ("q4_K", 27),
+            ("q5_0", 81),
+            ("q6_K", 9),
+            ("q8_0", 10)
+        ])
     );
     assert!(f.tensor("output.weight").is_none());
-    for name in ["attn_q_norm", "attn_k_norm", "post_attention_norm", "post_ffw_norm"] {
+    for name in [
+        "attn_q_norm",
+        "attn_k_norm",
+        "post_attention_norm",
+        "post_ffw_norm",
+    ] {
         let t = f.tensor(&format!("blk.17.{name}.weight")).unwrap();
         assert_eq!(t.dtype, GgmlType::F32);
     }
@@ -162,17 +200,32 @@ fn qwen2_5_coder_0_5b() {
     assert_eq!(f.get_f32("qwen2.rope.freq_base").unwrap(), 1e6);
     assert_eq!(f.get_str("tokenizer.ggml.model").unwrap(), "gpt2");
     assert_eq!(f.get_str("tokenizer.ggml.pre").unwrap(), "qwen2");
-    assert_eq!(f.get_str_array("tokenizer.ggml.merges").unwrap().len(), 151_387);
+    assert_eq!(
+        f.get_str_array("tokenizer.ggml.merges").unwrap().len(),
+        151_387
+    );
     assert_eq!(f.get_u32("tokenizer.ggml.eos_token_id").unwrap(), 151_645);
-    assert!(f.get_str("tokenizer.chat_template").unwrap().contains("<tool_call>"));
+    assert!(f
+        .get_str("tokenizer.chat_template")
+        .unwrap()
+        .contains("<tool_call>"));
 
     assert_eq!(f.tensors().len(), 291); // 24 x 12 + token_embd + output_norm + output
     assert_eq!(
         type_counts(&f),
-        BTreeMap::from([("f32", 121), ("q4_K", 12), ("q5_0", 133), ("q6_K", 12), ("q8_0", 13)])
+        BTreeMap::from([
+            ("f32", 121),
+            ("q4_K", 12),
+            ("q5_0", 133),
+            ("q6_K", 12),
+            ("q8_0", 13)
+        ])
     );
     let out = f.tensor("output.weight").unwrap();
-    assert_eq!((out.dtype, out.dims.as_slice()), (GgmlType::Q8_0, &[896u64, 151_936][..]));
+    assert_eq!(
+        (out.dtype, out.dims.as_slice()),
+        (GgmlType::Q8_0, &[896u64, 151_936][..])
+    );
     for b in 0..24 {
         for bias in ["attn_q", "attn_k", "attn_v"] {
             let t = f.tensor(&format!("blk.{b}.{bias}.bias")).unwrap();

@@ -114,7 +114,11 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) -> String {
 
 #[test]
 fn mutated_files_never_panic() {
-    let bases = [small_file(2).build(), small_file(3).build(), rich_file(3).build()];
+    let bases = [
+        small_file(2).build(),
+        small_file(3).build(),
+        rich_file(3).build(),
+    ];
     let (mut ok, mut err) = (0usize, 0usize);
     for (b, base) in bases.iter().enumerate() {
         let mut rng = Rng::new(0xF3221 + b as u64);
@@ -186,7 +190,10 @@ fn fuzz_seeds_are_current() {
             std::fs::write(&path, &bytes).unwrap();
         }
         let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-        assert!(committed == bytes, "{path:?} is stale: rerun with FERRITE_WRITE_FUZZ_SEEDS=1");
+        assert!(
+            committed == bytes,
+            "{path:?} is stale: rerun with FERRITE_WRITE_FUZZ_SEEDS=1"
+        );
         assert!(parse_and_walk(&committed).is_ok());
     }
 }

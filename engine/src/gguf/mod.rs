@@ -28,10 +28,22 @@ enum Storage {
     Mmap(Mmap),
     Owned(Vec<u8>),
     /// An owned buffer copied to 8-byte alignment (see [`GgufFile::from_bytes`]).
-    Aligned { words: Vec<u64>, len: usize },
+    Aligned {
+        words: Vec<u64>,
+        len: usize,
+    },
 }
 
 impl Storage {
+    fn copy_aligned(bytes: &[u8]) -> Storage {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Storage::Aligned {
+            words,
+            len: bytes.len(),
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mmap(m) => m,
@@ -184,7 +196,8 @@ impl GgufFile {
         // which leaves an existing mapping intact. Everything is validated once here; a
         // concurrent rewrite can change values but not the mapping's length, so views stay
         // in bounds.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| GgufError::io(path, "cannot mmap", e))?;
+        let mmap =
+            unsafe { Mmap::map(&file) }.map_err(|e| GgufError::io(path, "cannot mmap", e))?;
         GgufFile::from_storage(Storage::Mmap(mmap)).map_err(|e| e.with_path(path))
     }
 
@@ -195,12 +208,7 @@ impl GgufFile {
         let storage = if bytes.as_ptr().align_offset(8) == 0 {
             Storage::Owned(bytes)
         } else {
-            let mut words = vec![0u64; bytes.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
-            Storage::Aligned {
-                words,
-                len: bytes.len(),
-            }
+            Storage::copy_aligned(&bytes)
         };
         GgufFile::from_storage(storage)
     }
@@ -370,5 +378,82 @@ impl fmt::Debug for GgufFile {
             .field("data_offset", &self.data_offset)
             .field("file_size", &self.file_size())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal v3 file: one u32 key, one f32 tensor [3] at data offset 0.
+    fn tiny() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(b"GGUF");
+        b.extend(3u32.to_le_bytes());
+        b.extend(1u64.to_le_bytes()); // tensors
+        b.extend(1u64.to_le_bytes()); // kvs
+        b.extend(1u64.to_le_bytes());
+        b.extend(b"k");
+        b.extend(4u32.to_le_bytes());
+        b.extend(7u32.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(b"t");
+        b.extend(1u32.to_le_bytes());
+        b.extend(3u64.to_le_bytes());
+        b.extend(0u32.to_le_bytes()); // f32
+        b.extend(0u64.to_le_bytes());
+        b.resize(b.len().next_multiple_of(32), 0);
+        for x in [1.0f32, 2.0, 3.0] {
+            b.extend(x.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn copied_storage_is_aligned_and_equal() {
+        let bytes = tiny();
+        // Force the copy path from a deliberately misaligned slice.
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        let storage = Storage::copy_aligned(&shifted[1..]);
+        assert_eq!(storage.bytes(), &bytes[..]);
+        assert_eq!(storage.bytes().as_ptr().align_offset(8), 0);
+        let file = GgufFile::from_storage(storage).unwrap();
+        assert_eq!(file.get_u32("k").unwrap(), 7);
+        let t = file.tensor_view("t").unwrap();
+        let floats: &[f32] = bytemuck::cast_slice(t.bytes());
+        assert_eq!(floats, &[1.0, 2.0, 3.0]);
+        assert_eq!(
+            format!("{t:?}"),
+            "Tensor { dtype: F32, dims: [3], offset: 96, len: 12 }"
+        );
+    }
+
+    #[test]
+    fn tensor_info_helpers() {
+        let t = TensorInfo {
+            name: "x".into(),
+            dtype: GgmlType::Q8_0,
+            dims: vec![64, 3, 2],
+            offset: 0,
+            size: 0,
+        };
+        assert_eq!((t.n_elements(), t.rows(), t.row_len()), (384, 6, 64));
+        // Hand-built infos with absurd dims saturate instead of overflowing.
+        let t = TensorInfo {
+            dims: vec![u64::MAX, 2],
+            ..t
+        };
+        assert_eq!(t.n_elements(), u64::MAX);
+    }
+
+    #[test]
+    fn debug_output_is_a_summary() {
+        let file = GgufFile::from_bytes(tiny()).unwrap();
+        let s = format!("{file:?}");
+        assert!(
+            s.contains("tensors: 1") && s.contains("data_offset: 96"),
+            "{s}"
+        );
     }
 }

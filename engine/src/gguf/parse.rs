@@ -79,9 +79,11 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, GgufError> {
     let n_kv = r.u64(|| "the metadata entry count".into())?;
     // Bound both counts by what the rest of the file could hold before allocating anything.
     let left = r.remaining() as u64;
-    let needed = n_kv
-        .checked_mul(MIN_KV_BYTES)
-        .and_then(|kv| n_tensors.checked_mul(MIN_TENSOR_INFO_BYTES)?.checked_add(kv));
+    let needed = n_kv.checked_mul(MIN_KV_BYTES).and_then(|kv| {
+        n_tensors
+            .checked_mul(MIN_TENSOR_INFO_BYTES)?
+            .checked_add(kv)
+    });
     if needed.is_none_or(|n| n > left) {
         return Err(GgufError::malformed(
             8,
@@ -459,7 +461,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn array<const N: usize>(&mut self, what: impl FnOnce() -> String) -> Result<[u8; N], GgufError> {
+    fn array<const N: usize>(
+        &mut self,
+        what: impl FnOnce() -> String,
+    ) -> Result<[u8; N], GgufError> {
         let b = self.bytes(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(b);
@@ -498,5 +503,83 @@ impl<'a> Reader<'a> {
                 format!("{}: string is not valid UTF-8", what()),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_stays_in_bounds() {
+        let buf = [1u8, 0, 0, 0, 2];
+        let mut r = Reader { buf: &buf, pos: 0 };
+        assert_eq!(r.u32(|| "x".into()).unwrap(), 1);
+        assert_eq!(r.remaining(), 1);
+        let err = r.u32(|| "the field".into()).unwrap_err();
+        assert!(err
+            .message()
+            .contains("the field needs 4 bytes but only 1 are left"));
+        assert_eq!(err.offset(), Some(4));
+        // A failed read consumes nothing.
+        assert_eq!(r.remaining(), 1);
+        assert_eq!(r.bytes(1, || "y".into()).unwrap(), &[2]);
+        assert!(r.bytes(usize::MAX, || "z".into()).is_err());
+        assert_eq!(r.bytes(0, || "z".into()).unwrap(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn string_length_is_checked_before_allocating() {
+        let mut buf = u64::MAX.to_le_bytes().to_vec();
+        buf.extend(b"abc");
+        let mut r = Reader { buf: &buf, pos: 0 };
+        let err = r.string(|| "name".into()).unwrap_err();
+        assert!(err
+            .message()
+            .contains("string length 18446744073709551615 exceeds the 3 bytes"));
+        assert_eq!(err.offset(), Some(0));
+    }
+
+    #[test]
+    fn min_sizes_cover_every_value_type() {
+        for id in 0..=12 {
+            assert!(type_id::min_size(id).is_some(), "{id}");
+            assert_ne!(type_id::name(id), "unknown");
+        }
+        assert_eq!(type_id::min_size(13), None);
+        assert_eq!(type_id::name(13), "unknown");
+    }
+
+    #[test]
+    fn prealloc_is_capped() {
+        assert_eq!(prealloc(3), 3);
+        assert_eq!(prealloc(u64::MAX), MAX_PREALLOC);
+    }
+
+    #[test]
+    fn alignment_rules() {
+        assert_eq!(check_alignment(&Value::U32(32)).unwrap(), 32);
+        assert_eq!(check_alignment(&Value::U8(1)).unwrap(), 1);
+        assert_eq!(
+            check_alignment(&Value::U64(MAX_ALIGNMENT)).unwrap(),
+            MAX_ALIGNMENT
+        );
+        for bad in [
+            Value::U32(0),
+            Value::U32(3),
+            Value::U32(1 << 31),
+            Value::U64(MAX_ALIGNMENT * 2),
+            Value::I32(32),
+            Value::Bool(true),
+        ] {
+            let err = check_alignment(&bad).unwrap_err();
+            assert!(err.message().contains("general.alignment"));
+        }
+    }
+
+    #[test]
+    fn little_endian_decoding() {
+        assert_eq!(le_vec(&[1, 0, 0xff, 0xff], i16::from_le_bytes), vec![1, -1]);
+        assert_eq!(le_vec(&[0, 0, 0x80, 0x3f], f32::from_le_bytes), vec![1.0]);
     }
 }

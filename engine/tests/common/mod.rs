@@ -358,7 +358,10 @@ pub fn rich_file(version: u32) -> Builder {
         .kv("t.arr.u16", V::Arr(2, vec![V::U16(65535)]))
         .kv("t.arr.i16", V::Arr(3, vec![V::I16(-2), V::I16(3)]))
         .kv("t.arr.u32", V::Arr(4, vec![V::U32(7), V::U32(8)]))
-        .kv("t.arr.i32", V::Arr(5, vec![V::I32(-5), V::I32(0), V::I32(9)]))
+        .kv(
+            "t.arr.i32",
+            V::Arr(5, vec![V::I32(-5), V::I32(0), V::I32(9)]),
+        )
         .kv("t.arr.f32", V::Arr(6, vec![V::F32(0.5), V::F32(-0.0)]))
         .kv("t.arr.bool", V::Arr(7, vec![V::Bool(false), V::Bool(true)]))
         .kv(
@@ -402,7 +405,10 @@ pub fn small_file(version: u32) -> Builder {
     Builder::new(version)
         .kv("general.architecture", s("llama"))
         .kv("llama.block_count", V::U32(1))
-        .kv("tokenizer.ggml.tokens", V::Arr(8, vec![s("<s>"), s("a"), s("b")]))
+        .kv(
+            "tokenizer.ggml.tokens",
+            V::Arr(8, vec![s("<s>"), s("a"), s("b")]),
+        )
         .kv("tokenizer.ggml.scores", V::Arr(6, vec![V::F32(0.0); 3]))
         .kv("t.nested", V::Arr(9, vec![V::Arr(5, vec![V::I32(1)])]))
         .kv("t.bool", V::Bool(false))

@@ -31,8 +31,12 @@ pub fn parse_and_walk(bytes: &[u8]) -> Result<u64, GgufError> {
     }
     let mut spans = Vec::new();
     for info in file.tensors() {
-        assert!(file.tensor(&info.name).is_some_and(|t| std::ptr::eq(t, info)));
-        let view = file.tensor_view(&info.name).expect("listed tensor has a view");
+        assert!(file
+            .tensor(&info.name)
+            .is_some_and(|t| std::ptr::eq(t, info)));
+        let view = file
+            .tensor_view(&info.name)
+            .expect("listed tensor has a view");
         assert_eq!(view.dtype(), info.dtype);
         assert_eq!(view.dims(), &info.dims[..]);
         assert!((1..=4).contains(&info.dims.len()));
@@ -50,7 +54,10 @@ pub fn parse_and_walk(bytes: &[u8]) -> Result<u64, GgufError> {
             view.bytes(),
             &bytes[info.offset as usize..(info.offset + info.size) as usize]
         );
-        sum = view.bytes().iter().fold(sum, |s, &b| s.rotate_left(5) ^ b as u64);
+        sum = view
+            .bytes()
+            .iter()
+            .fold(sum, |s, &b| s.rotate_left(5) ^ b as u64);
         spans.push((info.offset, info.offset + info.size));
     }
     spans.sort_unstable();
