@@ -282,7 +282,14 @@ fn run(
     });
 }
 
+/// Activation bytes of one token micro-tile: a few rows that stay in L1 while each
+/// weight row of the block is multiplied with all of them.
+const MICRO_BYTES: usize = 24 * 1024;
+
 /// Rows `r` × tokens `ts` of the product, written at `y[t·rows + r]`.
+///
+/// Tokens go in micro-tiles of up to 16 that fit in L1 together; each weight row is
+/// then read from L2 once per micro-tile and reused from L1 for its tokens.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile(
@@ -298,14 +305,21 @@ fn tile(
     y: *mut f32,
 ) {
     let wb = &w[r.start * w_row..r.end * w_row];
-    for t in ts {
-        let a = &act[t * a_row..(t + 1) * a_row];
-        // SAFETY: `y` points at `tokens × rows` f32 (checked by the callers) and
-        // t < tokens, r.end ≤ rows; no other task writes these cells (see `run`).
-        let out = unsafe { std::slice::from_raw_parts_mut(y.add(t * rows + r.start), r.len()) };
-        for (o, wr) in out.iter_mut().zip(wb.chunks_exact(w_row)) {
-            *o = dot(cols, wr, a);
+    let micro = (MICRO_BYTES / a_row.max(1)).clamp(1, 16);
+    let mut t0 = ts.start;
+    while t0 < ts.end {
+        let t1 = (t0 + micro).min(ts.end);
+        let a = &act[t0 * a_row..t1 * a_row];
+        for (i, wr) in wb.chunks_exact(w_row).enumerate() {
+            for (j, at) in a.chunks_exact(a_row).enumerate() {
+                let v = dot(cols, wr, at);
+                // SAFETY: `y` points at `tokens × rows` f32 (checked by the callers),
+                // t0 + j < tokens and r.start + i < r.end ≤ rows; no other task writes
+                // this cell (see `run`).
+                unsafe { *y.add((t0 + j) * rows + r.start + i) = v };
+            }
         }
+        t0 = t1;
     }
 }
 
@@ -501,5 +515,78 @@ mod tests {
         let mut acts = Activations::new();
         acts.quantize(&f, &[1.0; 32], 32);
         matmul_prepared(&k, &[0; 128], 1, 32, &acts, &mut [0.0]);
+    }
+}
+
+/// Timings, not checks: `cargo test --release -p ferrite-kernels --lib -- --ignored --nocapture matmul_timings`.
+#[cfg(test)]
+mod timings {
+    use super::*;
+    use crate::dispatch::{kernels, quantizer};
+    use crate::testutil::Rng;
+    use std::time::Instant;
+
+    /// Best of `reps` runs: the machine is shared, the minimum is the least disturbed.
+    fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+        f();
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    #[test]
+    #[ignore]
+    fn matmul_timings() {
+        let threads = std::env::var("THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut rng = Rng::new(1);
+        let types: Vec<GgmlType> = GgmlType::ALL
+            .into_iter()
+            .filter(|&t| kernels(t).is_some() && (t == GgmlType::F32 || quantizer(t).is_some()))
+            .collect();
+        for t in types {
+            let k = kernels(t).unwrap();
+            for &(rows, cols, tokens) in &[
+                (576, 576, 1),
+                (896, 896, 1),
+                (4864, 896, 1),
+                (8192, 4096, 1),
+                (896, 896, 64),
+                (4864, 896, 256),
+            ] {
+                let Some(rb) = t.row_bytes(cols) else {
+                    continue;
+                };
+                let v = rng.weights(cols);
+                let mut row = vec![0u8; rb];
+                match quantizer(t) {
+                    Some(q) => q(&v, &mut row),
+                    None => row.copy_from_slice(bytemuck::cast_slice(&v)),
+                }
+                let w: Vec<u8> = row.iter().copied().cycle().take(rb * rows).collect();
+                let x = rng.weights(cols * tokens);
+                let mut y = vec![0f32; rows * tokens];
+                let reps = (2e8 / (w.len() * tokens) as f64).clamp(3.0, 20000.0) as usize;
+                let s =
+                    pool.install(|| time(reps, || matmul(&k, &w, rows, cols, &x, tokens, &mut y)));
+                println!(
+                    "{t:5} {:7} {rows:5}x{cols:5} t={tokens:3} threads={threads}: {:9.2} us  {:6.1} GB/s weights  {:7.1} GFLOP/s",
+                    k.isa.name(),
+                    s * 1e6,
+                    w.len() as f64 / s / 1e9,
+                    2.0 * (rows * cols * tokens) as f64 / s / 1e9
+                );
+            }
+        }
     }
 }

@@ -232,11 +232,7 @@ mod tests {
         let mut rng = Rng::new(1);
         for _ in 0..10_000 {
             let x = f32::from_bits(rng.next_u64() as u32);
-            assert_eq!(
-                f32_to_bf16(x),
-                half::bf16::from_f32(x).to_bits(),
-                "{x:e}"
-            );
+            assert_eq!(f32_to_bf16(x), half::bf16::from_f32(x).to_bits(), "{x:e}");
         }
     }
 

@@ -88,7 +88,11 @@ unsafe fn dot_avx2<const KIND: u8>(n: usize, w: *const u8, a: *const u8) -> f32 
         i += 32;
     }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(load8::<KIND>(w.add(i * eb)), _mm256_loadu_ps(a.add(i)), acc[0]);
+        acc[0] = _mm256_fmadd_ps(
+            load8::<KIND>(w.add(i * eb)),
+            _mm256_loadu_ps(a.add(i)),
+            acc[0],
+        );
         i += 8;
     }
     if i < n {
