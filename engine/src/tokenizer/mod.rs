@@ -21,6 +21,8 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 pub use pretok::{pre_config, PreConfig, DEFAULT_PRE};
+
+use crate::gguf::{Array, GgufFile};
 use pretok::PreTokenizer;
 
 /// llama.cpp's token attributes (`llama_token_attr`), derived from `tokenizer.ggml.token_type`.
@@ -335,7 +337,91 @@ fn byte_of_byte_token(text: &str) -> u8 {
     v
 }
 
+impl TokenizerData {
+    /// Reads the `tokenizer.ggml.*` metadata of a GGUF file. Keys of the wrong type are errors;
+    /// absent optional keys are `None`.
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let get = |key: &str| file.get(key);
+        let wrong = |key: &str, want: &str| {
+            TokenizerError::new(format!("{key} has the wrong type (expected {want})"))
+        };
+        let string = |key: &str| -> Result<Option<String>> {
+            get(key)
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(key, "string")))
+                .transpose()
+        };
+        let flag = |key: &str| -> Result<Option<bool>> {
+            get(key).map(|v| v.as_bool().ok_or_else(|| wrong(key, "bool"))).transpose()
+        };
+        let id = |key: &str| -> Result<Option<u32>> {
+            get(key)
+                .map(|v| {
+                    v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| wrong(key, "u32"))
+                })
+                .transpose()
+        };
+        let strings = |key: &str| -> Result<Option<Vec<String>>> {
+            get(key)
+                .map(|v| {
+                    v.as_array()
+                        .and_then(Array::as_strings)
+                        .map(<[String]>::to_vec)
+                        .ok_or_else(|| wrong(key, "array of strings"))
+                })
+                .transpose()
+        };
+        let model = string("tokenizer.ggml.model")?
+            .ok_or_else(|| TokenizerError::new("tokenizer.ggml.model is missing"))?;
+        let tokens = strings("tokenizer.ggml.tokens")?
+            .ok_or_else(|| TokenizerError::new("tokenizer.ggml.tokens is missing"))?;
+        // Scores may be stored as f32 or i32 (llama.cpp accepts both).
+        let scores = match get("tokenizer.ggml.scores").map(|v| v.as_array()) {
+            None => None,
+            Some(Some(Array::F32(v))) => Some(v.clone()),
+            Some(Some(Array::I32(v))) => Some(v.iter().map(|&x| x as f32).collect()),
+            Some(_) => return Err(wrong("tokenizer.ggml.scores", "array of f32 or i32")),
+        };
+        let token_types = match get("tokenizer.ggml.token_type").map(|v| v.as_array()) {
+            None => None,
+            Some(Some(Array::I32(v))) => Some(v.clone()),
+            Some(_) => return Err(wrong("tokenizer.ggml.token_type", "array of i32")),
+        };
+        Ok(TokenizerData {
+            model,
+            pre: string("tokenizer.ggml.pre")?,
+            tokens,
+            scores,
+            token_types,
+            merges: strings("tokenizer.ggml.merges")?,
+            special: SpecialIds {
+                bos: id("tokenizer.ggml.bos_token_id")?,
+                eos: id("tokenizer.ggml.eos_token_id")?,
+                eot: id("tokenizer.ggml.eot_token_id")?,
+                eom: id("tokenizer.ggml.eom_token_id")?,
+                unk: id("tokenizer.ggml.unknown_token_id")?,
+                sep: id("tokenizer.ggml.seperator_token_id")?,
+                pad: id("tokenizer.ggml.padding_token_id")?,
+                mask: id("tokenizer.ggml.mask_token_id")?,
+                fim_pre: id("tokenizer.ggml.fim_pre_token_id")?.or(id("tokenizer.ggml.prefix_token_id")?),
+                fim_suf: id("tokenizer.ggml.fim_suf_token_id")?.or(id("tokenizer.ggml.suffix_token_id")?),
+                fim_mid: id("tokenizer.ggml.fim_mid_token_id")?.or(id("tokenizer.ggml.middle_token_id")?),
+                fim_pad: id("tokenizer.ggml.fim_pad_token_id")?,
+                fim_rep: id("tokenizer.ggml.fim_rep_token_id")?,
+                fim_sep: id("tokenizer.ggml.fim_sep_token_id")?,
+            },
+            add_bos: flag("tokenizer.ggml.add_bos_token")?,
+            add_eos: flag("tokenizer.ggml.add_eos_token")?,
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
+        })
+    }
+}
+
 impl Tokenizer {
+    /// Builds the tokenizer of a GGUF model (`tokenizer.ggml.*` metadata).
+    pub fn from_gguf(file: &GgufFile, opts: TokenizerOptions) -> Result<Self> {
+        Self::new(TokenizerData::from_gguf(file)?, opts)
+    }
+
     /// Builds the tokenizer from metadata, applying llama.cpp's defaults and checks.
     pub fn new(data: TokenizerData, opts: TokenizerOptions) -> Result<Self> {
         let TokenizerData {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::collections::HashMap;
 
-use ferrite_engine::tokenizer::{SpecialIds, Tokenizer, TokenizerData, TokenizerOptions};
+use ferrite_engine::gguf::GgufFile;
+use ferrite_engine::tokenizer::{Tokenizer, TokenizerOptions};
 
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("FERRITE_MODELS_DIR") {
@@ -65,36 +66,8 @@ pub fn load(file: &str) -> Arc<Tokenizer> {
 }
 
 fn load_uncached(file: &str) -> Tokenizer {
-    // TEMPORARY until the GGUF parser lands: metadata dumped by python gguf.
-    let _ = model_path(file);
-    let dump = match file {
-        f if f.starts_with("SmolLM2") => "/tmp/tokwork/smollm.json",
-        f if f.starts_with("gemma") => "/tmp/tokwork/gemma.json",
-        _ => "/tmp/tokwork/qwen.json",
-    };
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dump).unwrap()).unwrap();
-    let strs = |k: &str| v.get(k).map(|a| a.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>());
-    let id = |k: &str| v.get(k).map(|x| x.as_u64().unwrap() as u32);
-    let flag = |k: &str| v.get(k).map(|x| x.as_bool().unwrap());
-    let data = TokenizerData {
-        model: v["tokenizer.ggml.model"].as_str().unwrap().to_string(),
-        pre: v.get("tokenizer.ggml.pre").map(|x| x.as_str().unwrap().to_string()),
-        tokens: strs("tokenizer.ggml.tokens").unwrap(),
-        scores: v.get("tokenizer.ggml.scores").map(|a| a.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()),
-        token_types: v.get("tokenizer.ggml.token_type").map(|a| a.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect()),
-        merges: strs("tokenizer.ggml.merges"),
-        special: SpecialIds {
-            bos: id("tokenizer.ggml.bos_token_id"),
-            eos: id("tokenizer.ggml.eos_token_id"),
-            unk: id("tokenizer.ggml.unknown_token_id"),
-            pad: id("tokenizer.ggml.padding_token_id"),
-            ..Default::default()
-        },
-        add_bos: flag("tokenizer.ggml.add_bos_token"),
-        add_eos: flag("tokenizer.ggml.add_eos_token"),
-        add_space_prefix: flag("tokenizer.ggml.add_space_prefix"),
-    };
-    Tokenizer::new(data, TokenizerOptions::default()).unwrap()
+    let gguf = GgufFile::open(model_path(file)).expect("open model");
+    Tokenizer::from_gguf(&gguf, TokenizerOptions::default()).expect("build tokenizer")
 }
 
 /// A piece as the reference files show it: UTF-8 with invalid bytes as `\xNN`
