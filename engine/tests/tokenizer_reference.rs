@@ -14,17 +14,37 @@ fn check_model(model_file: &str, reference_file: &str) {
     for e in entries {
         let prompt = e["prompt"].as_str().unwrap();
         let ids = |k: &str| -> Vec<u32> {
-            e[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+            e[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
         };
         let with = ids("prompt_token_ids_add_special");
-        assert_eq!(tok.encode(prompt, true, false), with, "add_special, {prompt:?}");
-        assert_eq!(tok.encode(prompt, false, false), ids("prompt_token_ids_no_special"), "{prompt:?}");
+        assert_eq!(
+            tok.encode(prompt, true, false),
+            with,
+            "add_special, {prompt:?}"
+        );
+        assert_eq!(
+            tok.encode(prompt, false, false),
+            ids("prompt_token_ids_no_special"),
+            "{prompt:?}"
+        );
         let pieces: Vec<String> = with.iter().map(|&id| render_piece(&tok, id)).collect();
-        let want: Vec<&str> =
-            e["prompt_token_pieces"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let want: Vec<&str> = e["prompt_token_pieces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert_eq!(pieces, want, "pieces of {prompt:?}");
         if let Some(text) = e.get("greedy_text").and_then(|v| v.as_str()) {
-            assert_eq!(tok.decode(&ids("greedy_ids")), text, "greedy text after {prompt:?}");
+            assert_eq!(
+                tok.decode(&ids("greedy_ids")),
+                text,
+                "greedy text after {prompt:?}"
+            );
         }
     }
 }
@@ -41,5 +61,8 @@ fn tokenizer_reference_gemma3() {
 
 #[test]
 fn tokenizer_reference_qwen2() {
-    check_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "qwen2.5-coder-0.5b-q4_k_m.json");
+    check_model(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "qwen2.5-coder-0.5b-q4_k_m.json",
+    );
 }

@@ -164,14 +164,19 @@ struct Spm {
 
 enum Model {
     Bpe(Box<Bpe>),
-    Spm(Spm),
+    Spm(Box<Spm>),
 }
+
+type TrieNode = (Vec<(u8, u32)>, Option<u32>);
+
+/// BPE work queue entry: (rank, left, right, left id, right id, merged id), smallest first.
+type BpeBigram = std::cmp::Reverse<(u32, usize, usize, u32, u32, u32)>;
 
 /// Byte trie over special-token texts, to find which of them occur in a text at all.
 #[derive(Default)]
 struct Trie {
     /// Per node: sorted (byte, child) edges and the token ending here.
-    nodes: Vec<(Vec<(u8, u32)>, Option<u32>)>,
+    nodes: Vec<TrieNode>,
 }
 
 impl Trie {
@@ -320,8 +325,13 @@ const FIM_MID_TEXTS: &[&str] = &[
     "<|middle|>",
 ];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP_TEXTS: &[&str] =
-    &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP_TEXTS: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
 /// `strtol(text.substr(3, 2), 16)` of llama.cpp's `token_to_byte`, without its exceptions.
@@ -347,16 +357,24 @@ impl TokenizerData {
         };
         let string = |key: &str| -> Result<Option<String>> {
             get(key)
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(key, "string")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| wrong(key, "string"))
+                })
                 .transpose()
         };
         let flag = |key: &str| -> Result<Option<bool>> {
-            get(key).map(|v| v.as_bool().ok_or_else(|| wrong(key, "bool"))).transpose()
+            get(key)
+                .map(|v| v.as_bool().ok_or_else(|| wrong(key, "bool")))
+                .transpose()
         };
         let id = |key: &str| -> Result<Option<u32>> {
             get(key)
                 .map(|v| {
-                    v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| wrong(key, "u32"))
+                    v.as_u64()
+                        .and_then(|x| u32::try_from(x).ok())
+                        .ok_or_else(|| wrong(key, "u32"))
                 })
                 .transpose()
         };
@@ -402,9 +420,12 @@ impl TokenizerData {
                 sep: id("tokenizer.ggml.seperator_token_id")?,
                 pad: id("tokenizer.ggml.padding_token_id")?,
                 mask: id("tokenizer.ggml.mask_token_id")?,
-                fim_pre: id("tokenizer.ggml.fim_pre_token_id")?.or(id("tokenizer.ggml.prefix_token_id")?),
-                fim_suf: id("tokenizer.ggml.fim_suf_token_id")?.or(id("tokenizer.ggml.suffix_token_id")?),
-                fim_mid: id("tokenizer.ggml.fim_mid_token_id")?.or(id("tokenizer.ggml.middle_token_id")?),
+                fim_pre: id("tokenizer.ggml.fim_pre_token_id")?
+                    .or(id("tokenizer.ggml.prefix_token_id")?),
+                fim_suf: id("tokenizer.ggml.fim_suf_token_id")?
+                    .or(id("tokenizer.ggml.suffix_token_id")?),
+                fim_mid: id("tokenizer.ggml.fim_mid_token_id")?
+                    .or(id("tokenizer.ggml.middle_token_id")?),
                 fim_pad: id("tokenizer.ggml.fim_pad_token_id")?,
                 fim_rep: id("tokenizer.ggml.fim_rep_token_id")?,
                 fim_sep: id("tokenizer.ggml.fim_sep_token_id")?,
@@ -438,10 +459,14 @@ impl Tokenizer {
         } = data;
         let n = tokens.len();
         if n == 0 {
-            return Err(TokenizerError::new("empty vocabulary (tokenizer.ggml.tokens)"));
+            return Err(TokenizerError::new(
+                "empty vocabulary (tokenizer.ggml.tokens)",
+            ));
         }
         if n > MAX_VOCAB {
-            return Err(TokenizerError::new(format!("vocabulary too large: {n} tokens")));
+            return Err(TokenizerError::new(format!(
+                "vocabulary too large: {n} tokens"
+            )));
         }
         if let Some(s) = &scores {
             if s.len() != n {
@@ -479,11 +504,24 @@ impl Tokenizer {
         };
 
         // Model kind, its default special ids and flags (llama.cpp `load`).
-        let (kind, mut special, mut add_bos, mut add_eos, mut add_space_prefix, clean_spaces, pre_cfg);
+        let (
+            kind,
+            mut special,
+            mut add_bos,
+            mut add_eos,
+            mut add_space_prefix,
+            clean_spaces,
+            pre_cfg,
+        );
         match model.as_str() {
             "llama" => {
                 kind = VocabKind::Spm;
-                special = SpecialTokens { bos: Some(1), eos: Some(2), unk: Some(0), ..Default::default() };
+                special = SpecialTokens {
+                    bos: Some(1),
+                    eos: Some(2),
+                    unk: Some(0),
+                    ..Default::default()
+                };
                 add_bos = true;
                 add_eos = false;
                 add_space_prefix = true;
@@ -492,7 +530,11 @@ impl Tokenizer {
             }
             "gpt2" => {
                 kind = VocabKind::Bpe;
-                special = SpecialTokens { bos: Some(11), eos: Some(11), ..Default::default() };
+                special = SpecialTokens {
+                    bos: Some(11),
+                    eos: Some(11),
+                    ..Default::default()
+                };
                 let cfg = match pre.as_deref() {
                     None | Some("") => DEFAULT_PRE,
                     Some(name) => match pre_config(name) {
@@ -559,15 +601,20 @@ impl Tokenizer {
             add_eos = v;
         }
         if add_bos && special.bos.is_none() {
-            return Err(TokenizerError::new("add_bos_token is true, but bos_token_id is not set"));
+            return Err(TokenizerError::new(
+                "add_bos_token is true, but bos_token_id is not set",
+            ));
         }
         if add_eos && special.eos.is_none() {
-            return Err(TokenizerError::new("add_eos_token is true, but eos_token_id is not set"));
+            return Err(TokenizerError::new(
+                "add_eos_token is true, but eos_token_id is not set",
+            ));
         }
 
         // Text-based detection of EOT/FIM tokens and the end-of-generation set; llama.cpp also
         // forces these tokens to control type, which changes how they are parsed and rendered.
-        let mut by_text: Vec<(&str, u32)> = token_to_id.iter().map(|(k, &v)| (k.as_str(), v)).collect();
+        let mut by_text: Vec<(&str, u32)> =
+            token_to_id.iter().map(|(k, &v)| (k.as_str(), v)).collect();
         by_text.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let find = |list: &[&str]| -> Option<u32> {
             // llama.cpp iterates an unordered map and keeps the first hit; with several
@@ -590,7 +637,10 @@ impl Tokenizer {
                 force_control.extend(*slot);
             }
         }
-        let mut eog: Vec<u32> = [special.fim_pad, special.fim_rep, special.fim_sep].into_iter().flatten().collect();
+        let mut eog: Vec<u32> = [special.fim_pad, special.fim_rep, special.fim_sep]
+            .into_iter()
+            .flatten()
+            .collect();
         for t in EOG_TEXTS {
             if let Some(&id) = token_to_id.get(*t) {
                 eog.push(id);
@@ -605,12 +655,18 @@ impl Tokenizer {
                 attrs[id as usize] = attr::USER_DEFINED;
             }
         }
-        eog.extend([special.eos, special.eot, special.eom].into_iter().flatten());
+        eog.extend(
+            [special.eos, special.eot, special.eom]
+                .into_iter()
+                .flatten(),
+        );
         eog.sort_unstable();
         eog.dedup();
         // o200k_harmony / solar-open: "<|end|>" is not end-of-generation there.
         let has = |eog: &[u32], t: &str| {
-            token_to_id.get(t).is_some_and(|id| eog.binary_search(id).is_ok())
+            token_to_id
+                .get(t)
+                .is_some_and(|id| eog.binary_search(id).is_ok())
         };
         if has(&eog, "<|end|>")
             && ((has(&eog, "<|return|>") && has(&eog, "<|call|>"))
@@ -630,9 +686,16 @@ impl Tokenizer {
         // Special-token partition order: longest text first (ties by id for determinism;
         // llama.cpp's std::sort leaves them unspecified).
         let mut special_cache: Vec<u32> = (0..n as u32)
-            .filter(|&i| attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
+            .filter(|&i| {
+                attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
+            })
             .collect();
-        special_cache.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
+        special_cache.sort_by(|&a, &b| {
+            tokens[b as usize]
+                .len()
+                .cmp(&tokens[a as usize].len())
+                .then(a.cmp(&b))
+        });
         let mut special_rank = vec![u32::MAX; n];
         let mut special_trie = Trie::default();
         for (rank, &id) in special_cache.iter().enumerate() {
@@ -644,13 +707,18 @@ impl Tokenizer {
             VocabKind::Spm => {
                 let mut byte_tokens = [None; 256];
                 for (b, slot) in byte_tokens.iter_mut().enumerate() {
-                    *slot = token_to_id.get(&format!("<0x{b:02X}>")).copied().or_else(|| {
-                        char::from_u32(b as u32)
-                            .filter(|c| c.is_ascii())
-                            .and_then(|c| token_to_id.get(c.encode_utf8(&mut [0; 4]) as &str).copied())
-                    });
+                    *slot = token_to_id
+                        .get(&format!("<0x{b:02X}>"))
+                        .copied()
+                        .or_else(|| {
+                            char::from_u32(b as u32)
+                                .filter(|c| c.is_ascii())
+                                .and_then(|c| {
+                                    token_to_id.get(c.encode_utf8(&mut [0; 4]) as &str).copied()
+                                })
+                        });
                 }
-                Model::Spm(Spm { byte_tokens })
+                Model::Spm(Box::new(Spm { byte_tokens }))
             }
             VocabKind::Bpe => {
                 let cfg = pre_cfg.expect("BPE has a pre-tokenizer config");
@@ -668,12 +736,16 @@ impl Tokenizer {
                     // llama.cpp splits at the first space after the first byte.
                     let pos = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
                     let Some(pos) = pos else {
-                        return Err(TokenizerError::new(format!("merge {rank} ({m:?}) has no separator")));
+                        return Err(TokenizerError::new(format!(
+                            "merge {rank} ({m:?}) has no separator"
+                        )));
                     };
                     let (left, right) = (&m[..pos], &m[pos + 1..]);
                     let id = |s: &str| {
                         token_to_id.get(s).copied().ok_or_else(|| {
-                            TokenizerError::new(format!("merge {rank} ({m:?}) names unknown token {s:?}"))
+                            TokenizerError::new(format!(
+                                "merge {rank} ({m:?}) names unknown token {s:?}"
+                            ))
                         })
                     };
                     let (l, r) = (id(left)?, id(right)?);
@@ -931,7 +1003,11 @@ impl Tokenizer {
                 start: off,
                 len,
                 prev: i as i64 - 1,
-                next: if off + len == text.len() { -1 } else { i as i64 + 1 },
+                next: if off + len == text.len() {
+                    -1
+                } else {
+                    i as i64 + 1
+                },
             });
         }
         if syms.is_empty() {
@@ -1028,14 +1104,17 @@ impl Tokenizer {
         for (i, ch) in word.chars().enumerate() {
             let i = i as i64;
             syms.push(Sym {
-                id: self.token_to_id.get(ch.encode_utf8(&mut buf) as &str).copied(),
+                id: self
+                    .token_to_id
+                    .get(ch.encode_utf8(&mut buf) as &str)
+                    .copied(),
                 alive: true,
                 prev: i - 1,
                 next: if i + 1 == n_chars { -1 } else { i + 1 },
             });
         }
         // Min-heap on (rank, left); entries remember the ids they were made from.
-        let mut heap: BinaryHeap<std::cmp::Reverse<(u32, usize, usize, u32, u32, u32)>> = BinaryHeap::new();
+        let mut heap: BinaryHeap<BpeBigram> = BinaryHeap::new();
         let add = |heap: &mut BinaryHeap<_>, syms: &[Sym], l: i64, r: i64| {
             if l < 0 || r < 0 {
                 return;
@@ -1043,7 +1122,9 @@ impl Tokenizer {
             let (a, b) = (syms[l as usize], syms[r as usize]);
             if let (Some(x), Some(y)) = (a.id, b.id) {
                 if let Some(&(rank, merged)) = bpe.merges.get(&(x, y)) {
-                    heap.push(std::cmp::Reverse((rank, l as usize, r as usize, x, y, merged)));
+                    heap.push(std::cmp::Reverse((
+                        rank, l as usize, r as usize, x, y, merged,
+                    )));
                 }
             }
         };
@@ -1067,7 +1148,10 @@ impl Tokenizer {
         // Symbols that are not tokens are single mapped characters; llama.cpp then looks up
         // each of their UTF-8 bytes as a token, which can only succeed for ASCII, and an ASCII
         // character that is not a token is not one as a byte either: nothing is emitted.
-        syms.iter().filter(|s| s.alive).filter_map(|s| s.id).collect()
+        syms.iter()
+            .filter(|s| s.alive)
+            .filter_map(|s| s.id)
+            .collect()
     }
 
     /// llama.cpp's `token_to_piece` rendering with `special = true` (the cached form).
@@ -1115,14 +1199,23 @@ impl Tokenizer {
     /// llama.cpp `llama_detokenize(ids, remove_special, unparse_special)` as raw bytes: drops a
     /// leading BOS / trailing EOS when asked, strips the SentencePiece prefix space, and applies
     /// the vocabulary's `clean_spaces` rules.
-    pub fn detokenize_bytes(&self, ids: &[u32], remove_special: bool, unparse_special: bool) -> Vec<u8> {
+    pub fn detokenize_bytes(
+        &self,
+        ids: &[u32],
+        remove_special: bool,
+        unparse_special: bool,
+    ) -> Vec<u8> {
         let mut ids = ids;
         let mut remove_space = self.add_space_prefix;
         if remove_special && self.add_bos && !ids.is_empty() && Some(ids[0]) == self.special.bos {
             remove_space = false;
             ids = &ids[1..];
         }
-        if remove_special && self.add_eos && ids.last().copied() == self.special.eos && !ids.is_empty() {
+        if remove_special
+            && self.add_eos
+            && ids.last().copied() == self.special.eos
+            && !ids.is_empty()
+        {
             ids = &ids[..ids.len() - 1];
         }
         let mut text = Vec::new();
@@ -1142,7 +1235,8 @@ impl Tokenizer {
 
     /// [`Self::detokenize_bytes`] as a string (invalid UTF-8 → U+FFFD).
     pub fn detokenize(&self, ids: &[u32], remove_special: bool, unparse_special: bool) -> String {
-        String::from_utf8_lossy(&self.detokenize_bytes(ids, remove_special, unparse_special)).into_owned()
+        String::from_utf8_lossy(&self.detokenize_bytes(ids, remove_special, unparse_special))
+            .into_owned()
     }
 }
 
@@ -1231,7 +1325,10 @@ impl StreamDecoder {
 
     /// `special = true` renders control tokens as their text.
     pub fn with_special(special: bool) -> Self {
-        Self { pending: Vec::new(), special }
+        Self {
+            pending: Vec::new(),
+            special,
+        }
     }
 
     /// Adds one token; returns the newly completed text (possibly empty).
@@ -1254,7 +1351,9 @@ impl StreamDecoder {
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
-                    out.push_str(std::str::from_utf8(&self.pending[i..i + valid]).expect("validated prefix"));
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[i..i + valid]).expect("validated prefix"),
+                    );
                     match e.error_len() {
                         Some(bad) => {
                             out.push('\u{FFFD}');

@@ -32,8 +32,12 @@ pub struct PreConfig {
     pub add_bos: bool,
 }
 
-const DEFAULT_REGEXES: &[&str] =
-    &["[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2, "\\p{N}+", "[0-9][0-9][0-9]"];
+const DEFAULT_REGEXES: &[&str] = &[
+    "[\\p{P}\\$\\+<=>\\^~\\|]+",
+    GPT2,
+    "\\p{N}+",
+    "[0-9][0-9][0-9]",
+];
 
 /// llama.cpp's `default` pre-tokenizer (also used when `tokenizer.ggml.pre` is missing).
 pub const DEFAULT_PRE: PreConfig = PreConfig {
@@ -55,7 +59,13 @@ pub fn pre_config(name: &str) -> Option<PreConfig> {
         clean_spaces: bool,
         add_bos: bool,
     ) -> PreConfig {
-        PreConfig { family, regexes, ignore_merges, clean_spaces, add_bos }
+        PreConfig {
+            family,
+            regexes,
+            ignore_merges,
+            clean_spaces,
+            add_bos,
+        }
     }
     Some(match name {
         "default" => DEFAULT_PRE,
@@ -88,7 +98,10 @@ enum Splitter {
     Gpt2,
     Llama3,
     /// A regex over the collapsed (`collapsed == true`) or whitespace-normalised text.
-    Regex { re: fancy_regex::Regex, collapsed: bool },
+    Regex {
+        re: fancy_regex::Regex,
+        collapsed: bool,
+    },
 }
 
 pub(crate) struct PreTokenizer {
@@ -140,7 +153,9 @@ fn uses_categories(expr: &str) -> bool {
 /// llama.cpp's rewrite of `\p{..}` into collapsed classes.
 fn collapse_regex(expr: &str) -> Result<String, String> {
     if !expr.is_ascii() {
-        return Err(format!("regex mixes unicode categories and non-ASCII characters: {expr}"));
+        return Err(format!(
+            "regex mixes unicode categories and non-ASCII characters: {expr}"
+        ));
     }
     let b = expr.as_bytes();
     let mut out = String::with_capacity(expr.len() * 2);
@@ -193,7 +208,11 @@ impl PreTokenizer {
                 Splitter::Llama3
             } else {
                 let collapsed = uses_categories(expr);
-                let pattern = if collapsed { collapse_regex(expr)? } else { expr.to_string() };
+                let pattern = if collapsed {
+                    collapse_regex(expr)?
+                } else {
+                    expr.to_string()
+                };
                 let re = fancy_regex::Regex::new(&pattern)
                     .map_err(|e| format!("pre-tokenizer regex {expr:?}: {e}"))?;
                 Splitter::Regex { re, collapsed }
@@ -213,11 +232,17 @@ impl PreTokenizer {
             offsets = match s {
                 Splitter::Gpt2 => split_gpt2(&cpts, &offsets),
                 Splitter::Llama3 => split_llama3(&cpts, &offsets),
-                Splitter::Regex { re, collapsed: true } => {
+                Splitter::Regex {
+                    re,
+                    collapsed: true,
+                } => {
                     let (t, pos) = collapsed.get_or_insert_with(|| mapped_text(&cpts, true));
                     split_regex(re, t, pos, &offsets)
                 }
-                Splitter::Regex { re, collapsed: false } => {
+                Splitter::Regex {
+                    re,
+                    collapsed: false,
+                } => {
                     let (t, pos) = plain.get_or_insert_with(|| mapped_text(&cpts, false));
                     split_regex(re, t, pos, &offsets)
                 }
@@ -225,7 +250,10 @@ impl PreTokenizer {
         }
         // Codepoint lengths → byte ranges of the original text.
         let mut ranges = Vec::with_capacity(offsets.len());
-        let mut chars = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len()));
+        let mut chars = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(text.len()));
         let mut start_byte = chars.next().unwrap_or(0);
         for len in offsets {
             let mut end_byte = start_byte;
@@ -334,11 +362,21 @@ impl Chunk<'_> {
     }
 }
 
-fn for_each_chunk(cpts: &[u32], offsets: &[usize], mut f: impl FnMut(&mut Chunk<'_>)) -> Vec<usize> {
+fn for_each_chunk(
+    cpts: &[u32],
+    offsets: &[usize],
+    mut f: impl FnMut(&mut Chunk<'_>),
+) -> Vec<usize> {
     let mut out = Vec::with_capacity(offsets.len());
     let mut start = 0;
     for &len in offsets {
-        let mut c = Chunk { cpts, ini: start, end: start + len, prev_end: start, out: &mut out };
+        let mut c = Chunk {
+            cpts,
+            ini: start,
+            end: start + len,
+            prev_end: start,
+            out: &mut out,
+        };
         f(&mut c);
         start += len;
     }
@@ -347,7 +385,13 @@ fn for_each_chunk(cpts: &[u32], offsets: &[usize], mut f: impl FnMut(&mut Chunk<
 
 /// Shared tail of both custom matchers: contractions (case-sensitive or not) at `pos`.
 fn contraction(c: &Chunk<'_>, pos: usize, fold: bool) -> Option<usize> {
-    let low = |x: u32| if fold && (b'A' as u32..=b'Z' as u32).contains(&x) { x + 32 } else { x };
+    let low = |x: u32| {
+        if fold && (b'A' as u32..=b'Z' as u32).contains(&x) {
+            x + 32
+        } else {
+            x
+        }
+    };
     if c.cpt(pos) != '\'' as u32 || pos + 1 >= c.end {
         return None;
     }
@@ -516,7 +560,10 @@ mod tests {
     use super::*;
 
     fn words(pre: &PreTokenizer, text: &str) -> Vec<String> {
-        pre.split(text).into_iter().map(|r| text[r].to_string()).collect()
+        pre.split(text)
+            .into_iter()
+            .map(|r| text[r].to_string())
+            .collect()
     }
 
     #[test]

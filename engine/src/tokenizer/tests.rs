@@ -4,10 +4,26 @@ use super::*;
 
 fn bpe_data(pre: &str) -> TokenizerData {
     // Byte-level symbols (GPT-2 mapping: ' ' → 'Ġ').
-    let tokens: Vec<String> = ["a", "b", "c", "Ġ", "ab", "abc", "Ġa", "<|im_start|>", "<tool>", "1", "2", "3", "'", "s", "'s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let tokens: Vec<String> = [
+        "a",
+        "b",
+        "c",
+        "Ġ",
+        "ab",
+        "abc",
+        "Ġa",
+        "<|im_start|>",
+        "<tool>",
+        "1",
+        "2",
+        "3",
+        "'",
+        "s",
+        "'s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut types = vec![1; tokens.len()];
     types[7] = 3;
     types[8] = 4;
@@ -16,8 +32,16 @@ fn bpe_data(pre: &str) -> TokenizerData {
         pre: Some(pre.into()),
         tokens,
         token_types: Some(types),
-        merges: Some(vec!["a b".into(), "ab c".into(), "Ġ a".into(), "' s".into()]),
-        special: SpecialIds { eos: Some(7), ..Default::default() },
+        merges: Some(vec![
+            "a b".into(),
+            "ab c".into(),
+            "Ġ a".into(),
+            "' s".into(),
+        ]),
+        special: SpecialIds {
+            eos: Some(7),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -31,7 +55,14 @@ fn spm_data() -> TokenizerData {
         types.push(6);
         scores.push(0.0);
     }
-    for (t, s) in [("▁", -1.0), ("h", -2.0), ("i", -2.0), ("hi", -0.5), ("▁hi", -0.1), ("▁▁", -3.0)] {
+    for (t, s) in [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("i", -2.0),
+        ("hi", -0.5),
+        ("▁hi", -0.1),
+        ("▁▁", -3.0),
+    ] {
         tokens.push(t.into());
         types.push(1);
         scores.push(s);
@@ -52,7 +83,10 @@ fn id(t: &Tokenizer, s: &str) -> u32 {
 #[test]
 fn bpe_merges_by_rank() {
     let t = Tokenizer::new(bpe_data("gpt-2"), TokenizerOptions::default()).unwrap();
-    assert_eq!(t.encode("abc a's", false, false), [id(&t, "abc"), id(&t, "Ġa"), id(&t, "'s")]);
+    assert_eq!(
+        t.encode("abc a's", false, false),
+        [id(&t, "abc"), id(&t, "Ġa"), id(&t, "'s")]
+    );
     // Unknown characters produce nothing (llama.cpp drops them too).
     assert_eq!(t.encode("ax", false, false), [id(&t, "a")]);
     assert_eq!(t.decode(&t.encode("ab a", false, false)), "ab a");
@@ -65,7 +99,10 @@ fn bpe_special_tokens_only_when_asked() {
     assert!(!t.encode("<|im_start|>a", false, false).contains(&start));
     assert_eq!(t.encode("<|im_start|>a", false, true), [start, id(&t, "a")]);
     // User-defined tokens are always recognised (llama.cpp behaviour).
-    assert_eq!(t.encode("a<tool>b", false, false), [id(&t, "a"), id(&t, "<tool>"), id(&t, "b")]);
+    assert_eq!(
+        t.encode("a<tool>b", false, false),
+        [id(&t, "a"), id(&t, "<tool>"), id(&t, "b")]
+    );
     // Control tokens render only with `special`.
     assert_eq!(t.token_to_piece(start, false), b"");
     assert_eq!(t.token_to_piece(start, true), b"<|im_start|>");
@@ -76,7 +113,13 @@ fn bpe_special_tokens_only_when_asked() {
 fn unknown_pre_is_an_error_unless_allowed() {
     let err = Tokenizer::new(bpe_data("no-such-pre"), TokenizerOptions::default()).unwrap_err();
     assert!(err.to_string().contains("no-such-pre"), "{err}");
-    let t = Tokenizer::new(bpe_data("no-such-pre"), TokenizerOptions { allow_unknown_pre: true }).unwrap();
+    let t = Tokenizer::new(
+        bpe_data("no-such-pre"),
+        TokenizerOptions {
+            allow_unknown_pre: true,
+        },
+    )
+    .unwrap();
     assert_eq!(t.pre_config().unwrap().family, "default");
 }
 
@@ -88,7 +131,10 @@ fn hostile_metadata_is_rejected() {
 
     let mut d = bpe_data("gpt-2");
     d.merges.as_mut().unwrap().push("zz q".into());
-    assert!(Tokenizer::new(d, TokenizerOptions::default()).unwrap_err().to_string().contains("unknown token"));
+    assert!(Tokenizer::new(d, TokenizerOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("unknown token"));
 
     let mut d = bpe_data("gpt-2");
     d.merges.as_mut().unwrap().push("nospace".into());
@@ -100,26 +146,42 @@ fn hostile_metadata_is_rejected() {
 
     let mut d = bpe_data("gpt-2");
     d.special.bos = Some(1000);
-    assert!(Tokenizer::new(d, TokenizerOptions::default()).unwrap_err().to_string().contains("bos"));
+    assert!(Tokenizer::new(d, TokenizerOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("bos"));
 
     let mut d = bpe_data("gpt-2");
     d.add_bos = Some(true); // the BPE default bos id 11 is inside this vocabulary
     d.tokens.truncate(11);
     d.token_types.as_mut().unwrap().truncate(11);
     d.merges = Some(vec!["a b".into()]);
-    assert!(Tokenizer::new(d, TokenizerOptions::default()).unwrap_err().to_string().contains("bos"));
+    assert!(Tokenizer::new(d, TokenizerOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("bos"));
 
     let mut d = bpe_data("gpt-2");
     d.tokens[1] = "a".into();
-    assert!(Tokenizer::new(d, TokenizerOptions::default()).unwrap_err().to_string().contains("duplicate"));
+    assert!(Tokenizer::new(d, TokenizerOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("duplicate"));
 
     let mut d = spm_data();
     d.scores.as_mut().unwrap().push(0.0);
     assert!(Tokenizer::new(d, TokenizerOptions::default()).is_err());
 
-    let d = TokenizerData { model: "bert".into(), tokens: vec!["a".into()], ..Default::default() };
+    let d = TokenizerData {
+        model: "bert".into(),
+        tokens: vec!["a".into()],
+        ..Default::default()
+    };
     assert!(Tokenizer::new(d, TokenizerOptions::default()).is_err());
-    let d = TokenizerData { model: "llama".into(), ..Default::default() };
+    let d = TokenizerData {
+        model: "llama".into(),
+        ..Default::default()
+    };
     assert!(Tokenizer::new(d, TokenizerOptions::default()).is_err());
 }
 
@@ -130,7 +192,16 @@ fn spm_merges_by_score_with_byte_fallback() {
     let bos = t.bos().unwrap();
     // " hi" (space prefix) → "▁hi"; "é" is unknown → its two UTF-8 bytes.
     let ids = t.encode("hi é", true, false);
-    assert_eq!(ids, [bos, id(&t, "▁hi"), id(&t, "▁"), id(&t, "<0xC3>"), id(&t, "<0xA9>")]);
+    assert_eq!(
+        ids,
+        [
+            bos,
+            id(&t, "▁hi"),
+            id(&t, "▁"),
+            id(&t, "<0xC3>"),
+            id(&t, "<0xA9>")
+        ]
+    );
     assert_eq!(t.decode(&ids), " hi é");
     assert_eq!(t.detokenize(&ids, true, false), " hi é");
     assert_eq!(t.detokenize(&ids[1..], false, false), "hi é");
@@ -160,7 +231,10 @@ fn stream_decoder_holds_partial_characters() {
 
 #[test]
 fn clean_spaces_passes() {
-    assert_eq!(clean_spaces(b"a , b ' c it 's I 'm we 're x 't ."), b"a, b'c it's I'm we're x 't.");
+    assert_eq!(
+        clean_spaces(b"a , b ' c it 's I 'm we 're x 't ."),
+        b"a, b'c it's I'm we're x 't."
+    );
 }
 
 #[test]

@@ -51,7 +51,10 @@ pub(crate) fn category(cpt: u32) -> u8 {
 }
 
 pub(crate) fn flags(cpt: u32) -> Flags {
-    Flags { category: category(cpt), whitespace: is_whitespace(cpt) }
+    Flags {
+        category: category(cpt),
+        whitespace: is_whitespace(cpt),
+    }
 }
 
 /// GPT-2's byte → printable codepoint table (`bytes_to_unicode`).

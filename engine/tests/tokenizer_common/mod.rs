@@ -1,9 +1,9 @@
 //! Shared helpers for the tokenizer tests: model and reference lookup.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::collections::HashMap;
 
 use ferrite_engine::gguf::GgufFile;
 use ferrite_engine::tokenizer::{Tokenizer, TokenizerOptions};
@@ -11,7 +11,9 @@ use ferrite_engine::tokenizer::{Tokenizer, TokenizerOptions};
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("FERRITE_MODELS_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ferrite-models"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ferrite-models")
+        }
     }
 }
 
