@@ -1,4 +1,4 @@
-//! PLACEHOLDER: filled in by its owner.
+//! PLACEHOLDER
 use crate::cpu::Isa;
 use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels};
 
