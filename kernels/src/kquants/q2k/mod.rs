@@ -6,7 +6,7 @@
 //! sums (`bsums`), so the inner loops only multiply 2-bit values by 8-bit ones.
 
 #[cfg(target_arch = "aarch64")]
-mod neon;
+pub(in crate::kquants) mod neon;
 #[cfg(target_arch = "x86_64")]
 pub(in crate::kquants) mod x86;
 
@@ -16,6 +16,7 @@ use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels, VecDotFn};
 use bytemuck::Zeroable;
 use half::f16;
 
+use super::common::make_qkx2_quants;
 use super::q8k::nearest_int;
 
 pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
@@ -197,93 +198,6 @@ pub fn vec_dot(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
         bytemuck::cast_slice(x),
         bytemuck::cast_slice(y),
     )
-}
-
-/// ggml's `make_qkx2_quants`: fit `x ≈ scale·L - the_min` with `L` in 0..=nmax and
-/// `the_min ≥ 0`, trying `nstep+1` rescalings and keeping the one of least weighted
-/// error. Returns `(scale, the_min)`. The f32 operations follow ggml's order.
-#[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(
-    nmax: i32,
-    x: &[f32],
-    weights: &[f32],
-    l_out: &mut [u8],
-    laux: &mut [u8],
-    rmin: f32,
-    rdelta: f32,
-    nstep: i32,
-    use_mad: bool,
-) -> (f32, f32) {
-    let n = x.len();
-    let mut min = x[0];
-    let mut max = x[0];
-    let mut sum_w = weights[0];
-    let mut sum_x = sum_w * x[0];
-    for i in 1..n {
-        if x[i] < min {
-            min = x[i];
-        }
-        if x[i] > max {
-            max = x[i];
-        }
-        let w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
-    }
-    if min > 0.0 {
-        min = 0.0;
-    }
-    if max == min {
-        l_out[..n].fill(0);
-        return (0.0, -min);
-    }
-    let err = |d: f32| if use_mad { d.abs() } else { d * d };
-    let mut iscale = nmax as f32 / (max - min);
-    let mut scale = 1.0 / iscale;
-    let mut best_error = 0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-        l_out[i] = l as u8;
-        let diff = scale * l as f32 + min - x[i];
-        best_error += weights[i] * err(diff);
-    }
-    if nstep < 1 {
-        return (scale, -min);
-    }
-    for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
-        for i in 0..n {
-            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = l as u8;
-            let w = weights[i];
-            let lf = l as f32;
-            sum_l += w * lf;
-            sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
-        }
-        let d = sum_w * sum_l2 - sum_l * sum_l;
-        if d > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0f32;
-            for i in 0..n {
-                let diff = this_scale * laux[i] as f32 + this_min - x[i];
-                cur_error += weights[i] * err(diff);
-            }
-            if cur_error < best_error {
-                l_out[..n].copy_from_slice(&laux[..n]);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    (scale, -min)
 }
 
 /// ggml's `quantize_row_q2_K_ref`: per group a min/scale fit weighted by |x|, the

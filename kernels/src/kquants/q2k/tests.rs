@@ -5,7 +5,7 @@ use crate::blocks::Block;
 use crate::cpu;
 use crate::dispatch::{kernels_at, VecDotFn};
 use crate::kquants::q8k;
-use crate::testutil::{dot_f64, ggml_synthetic, rel_diff, rmse, Rng};
+use crate::testutil::{dot_f64, ggml_synthetic, ggml_total_error, rel_diff, Rng};
 
 /// A finite normal f16 of random sign with magnitude in [2^-12, 2^-2). Integer-only,
 /// so the oracle script that produced the hashes below can replay it.
@@ -111,12 +111,6 @@ fn magnitude(w: &[BlockQ2K], q8: &[BlockQ8K]) -> f64 {
         }
     }
     s
-}
-
-/// test-quantize-fns' `array_rmse`: sqrt(Σ diff²) / n, the measure its
-/// thresholds are set for (the true RMSE divided by √n).
-pub(in crate::kquants) fn ggml_rmse(a: &[f32], b: &[f32]) -> f64 {
-    rmse(a, b) / (a.len() as f64).sqrt()
 }
 
 #[test]
@@ -230,7 +224,7 @@ fn quantize_synthetic_within_ggml_tolerance() {
     quantize(&x, &mut q);
     let mut y = vec![0f32; x.len()];
     dequantize(&q, &mut y);
-    let e = ggml_rmse(&x, &y);
+    let e = ggml_total_error(&x, &y);
     assert!(e < 0.0075, "ggml rmse {e}");
 
     // Byte entry points through the dispatch table agree with the typed ones.
@@ -271,4 +265,10 @@ fn levels_report_what_they_use() {
         assert!(k.isa <= isa && k.isa.supported());
         assert_eq!(k.dtype, GgmlType::Q2K);
     }
+}
+
+#[test]
+#[ignore]
+fn kquants_bench_q2k() {
+    crate::kquants::common::bench::run(GgmlType::Q2K);
 }
