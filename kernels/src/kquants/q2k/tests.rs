@@ -16,14 +16,39 @@ pub(in crate::kquants) fn small_f16(rng: &mut Rng) -> f16 {
     f16::from_bits(sign | (exp << 10) | mant)
 }
 
-/// FNV-1a over the f32 bit patterns.
-pub(in crate::kquants) fn fnv1a(v: &[f32]) -> u64 {
+/// FNV-1a over bytes.
+pub(in crate::kquants) fn fnv1a_bytes(v: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in v.iter().flat_map(|x| x.to_le_bytes()) {
+    for &b in v {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// FNV-1a over the f32 bit patterns (little-endian).
+pub(in crate::kquants) fn fnv1a(v: &[f32]) -> u64 {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    fnv1a_bytes(&bytes)
+}
+
+/// Input for the quantizer known-answer tests (76 blocks, only f32 arithmetic, so
+/// the same on every platform): weight-like rows at several magnitudes, then
+/// zero, constant, single-spike, one-signed and few-level blocks.
+pub(in crate::kquants) fn quantizer_oracle_input() -> Vec<f32> {
+    let mut rng = Rng::new(77);
+    let mut x = rng.weights(256 * 40);
+    for scale in [1e-3f32, 1e-6, 1e-20, 1e4, 3e4] {
+        x.extend(rng.weights(256 * 4).iter().map(|v| v * scale));
+    }
+    x.extend([0f32; 256]);
+    x.extend([2.5f32; 256]);
+    x.extend([-0.75f32; 256]);
+    x.extend((0..256).map(|i| if i == 77 { 1.25 } else { 0.0 }));
+    x.extend(rng.weights(256 * 4).iter().map(|v| v.abs() + 0.5));
+    x.extend(rng.weights(256 * 4).iter().map(|v| -v.abs() - 0.5));
+    x.extend((0..256 * 4).map(|i| ((i % 7) as f32 - 3.0) * 0.25));
+    x
 }
 
 fn random_block(rng: &mut Rng) -> BlockQ2K {
@@ -271,4 +296,14 @@ fn levels_report_what_they_use() {
 #[ignore]
 fn kquants_bench_q2k() {
     crate::kquants::common::bench::run(GgmlType::Q2K);
+}
+
+/// Hash of the bytes ggml's `quantize_row_q2_K_ref` (its C source compiled with
+/// gcc, no FMA contraction) writes for `quantizer_oracle_input`.
+#[test]
+fn quantize_matches_ggml_bytes() {
+    let x = quantizer_oracle_input();
+    let mut q = vec![BlockQ2K::zeroed(); x.len() / QK_K];
+    quantize(&x, &mut q);
+    assert_eq!(fnv1a_bytes(bytemuck::cast_slice(&q)), 0x40f8_c106_8fb1_0e16);
 }

@@ -1,6 +1,8 @@
 use super::*;
 use crate::dispatch::kernels_at;
-use crate::kquants::q2k::tests::{check_dots, fnv1a, random_act, small_f16};
+use crate::kquants::q2k::tests::{
+    check_dots, fnv1a, fnv1a_bytes, quantizer_oracle_input, random_act, small_f16,
+};
 use crate::kquants::q8k;
 use crate::testutil::{dot_f64, ggml_synthetic, ggml_total_error, Rng};
 
@@ -203,4 +205,14 @@ fn levels_report_what_they_use() {
 #[ignore]
 fn kquants_bench_q3k() {
     crate::kquants::common::bench::run(GgmlType::Q3K);
+}
+
+/// Hash of the bytes ggml's `quantize_row_q3_K_ref` (its C source compiled with
+/// gcc, no FMA contraction) writes for `quantizer_oracle_input`.
+#[test]
+fn quantize_matches_ggml_bytes() {
+    let x = quantizer_oracle_input();
+    let mut q = vec![BlockQ3K::zeroed(); x.len() / QK_K];
+    quantize(&x, &mut q);
+    assert_eq!(fnv1a_bytes(bytemuck::cast_slice(&q)), 0xa30e_9a32_f35a_c56f);
 }
