@@ -245,9 +245,9 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ2K]) {
         }
         if max_scale > 0.0 {
             let iscale = Q4SCALE / max_scale;
-            for j in 0..16 {
+            for (out, &s) in yb.scales.iter_mut().zip(&scales) {
                 // ggml stores the int into a uint8_t: keep its wrapping.
-                yb.scales[j] = nearest_int(iscale * scales[j]) as u8;
+                *out = nearest_int(iscale * s) as u8;
             }
             yb.d = f16::from_f32(max_scale / Q4SCALE);
         } else {
@@ -256,9 +256,8 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ2K]) {
         }
         if max_min > 0.0 {
             let iscale = Q4SCALE / max_min;
-            for j in 0..16 {
-                let lm = nearest_int(iscale * mins[j]);
-                yb.scales[j] |= (lm << 4) as u8;
+            for (out, &m) in yb.scales.iter_mut().zip(&mins) {
+                *out |= (nearest_int(iscale * m) << 4) as u8;
             }
             yb.dmin = f16::from_f32(max_min / Q4SCALE);
         } else {

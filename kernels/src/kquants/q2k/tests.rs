@@ -165,7 +165,7 @@ fn dequantize_hand_built_block() {
     assert_eq!(y[241], -3.0); // 1·2·1 - 0.5·10
     assert_eq!(y[16], 0.0); // group 1: sc 0, min 0
     let mut via_bytes = vec![0f32; QK_K + 1];
-    let mut unaligned = vec![0u8; 85];
+    let mut unaligned = [0u8; 85];
     unaligned[1..].copy_from_slice(bytemuck::bytes_of(&b));
     dequantize_bytes(&unaligned[1..], &mut via_bytes[1..]);
     assert_eq!(&via_bytes[1..], &y[..]);

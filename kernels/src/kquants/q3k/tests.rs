@@ -75,7 +75,7 @@ fn dequantize_hand_built_block() {
     assert_eq!(y[208], -16.0); // 0.5·-32·(1 - 0)
     assert_eq!(y[1], 0.5 * 1.0 * -4.0); // group 0, q 0, no high bit
     let mut via_bytes = vec![0f32; QK_K];
-    let mut unaligned = vec![0u8; 111];
+    let mut unaligned = [0u8; 111];
     unaligned[1..].copy_from_slice(bytemuck::bytes_of(&b));
     dequantize_bytes(&unaligned[1..], &mut via_bytes);
     assert_eq!(via_bytes, y);
