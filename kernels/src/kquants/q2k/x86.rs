@@ -12,6 +12,7 @@ use std::arch::x86_64::*;
 
 use super::cast_row;
 use crate::blocks::{BlockQ2K, BlockQ8K};
+use crate::kquants::common::x86::f16x2;
 
 pub(in crate::kquants) fn vec_dot_avx2_bytes(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let (x, y) = cast_row::<BlockQ2K>(n, w, a);
@@ -64,7 +65,7 @@ unsafe fn mins_acc(accm: __m256, sc: __m128i, yb: &BlockQ8K, dmin: f32) -> __m25
     _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), accm)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn vec_dot_avx2(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let m4 = _mm_set1_epi8(0xF);
@@ -78,8 +79,9 @@ unsafe fn vec_dot_avx2(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut accm = _mm256_setzero_ps();
     for (xb, yb) in x.iter().zip(y) {
-        let d = yb.d * xb.d.to_f32();
-        let dmin = -yb.d * xb.dmin.to_f32();
+        // `d` and `dmin` are adjacent f16s.
+        let (xd, xdmin) = f16x2((&raw const xb.d).cast());
+        let (d, dmin) = (yb.d * xd, -yb.d * xdmin);
         // SAFETY (loads): every pointer below stays inside `xb` / `yb`.
         let sc = _mm_loadu_si128(xb.scales.as_ptr().cast());
         accm = mins_acc(accm, sc, yb, dmin);
@@ -132,8 +134,9 @@ macro_rules! avx512_dot {
             let mut acc = _mm512_setzero_ps();
             let mut accm = _mm256_setzero_ps();
             for (xb, yb) in x.iter().zip(y) {
-                let d = yb.d * xb.d.to_f32();
-                let dmin = -yb.d * xb.dmin.to_f32();
+                // `d` and `dmin` are adjacent f16s.
+                let (xd, xdmin) = f16x2((&raw const xb.d).cast());
+                let (d, dmin) = (yb.d * xd, -yb.d * xdmin);
                 // SAFETY (loads): every pointer below stays inside `xb` / `yb`.
                 let sc = _mm_loadu_si128(xb.scales.as_ptr().cast());
                 accm = mins_acc(accm, sc, yb, dmin);
@@ -166,11 +169,11 @@ macro_rules! avx512_dot {
 
 avx512_dot!(
     vec_dot_avx512,
-    "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq",
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq",
     madd_acc
 );
 avx512_dot!(
     vec_dot_avx512vnni,
-    "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni",
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni",
     dpwssd_acc
 );

@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 
 use super::{cast_row, scales_biased};
 use crate::blocks::{BlockQ3K, BlockQ8K};
+use crate::kquants::common::x86::f16x1;
 use crate::kquants::q2k::x86::{dpwssd_acc, hsum_ps_256, madd_acc};
 
 pub(super) fn vec_dot_avx2_bytes(n: usize, w: &[u8], a: &[u8]) -> f32 {
@@ -44,7 +45,7 @@ unsafe fn scales_and_correction(xb: &BlockQ3K, yb: &BlockQ8K) -> (__m256i, __m25
     (sc16, _mm256_sub_epi32(_mm256_setzero_si256(), corr))
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn vec_dot_avx2(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
@@ -54,7 +55,7 @@ unsafe fn vec_dot_avx2(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
     let step = _mm256_set1_epi16(0x0404);
     let mut acc = _mm256_setzero_ps();
     for (xb, yb) in x.iter().zip(y) {
-        let d = yb.d * xb.d.to_f32();
+        let d = yb.d * f16x1((&raw const xb.d).cast());
         let (sc16, mut sumi) = scales_and_correction(xb, yb);
         // SAFETY (loads): every pointer below stays inside `xb` / `yb`.
         let mut hm = _mm256_loadu_si256(xb.hmask.as_ptr().cast());
@@ -104,7 +105,7 @@ macro_rules! avx512_dot {
             let hshift = _mm512_set_epi64(by(1), by(1), by(1), by(1), 0, 0, 0, 0);
             let mut acc = _mm512_setzero_ps();
             for (xb, yb) in x.iter().zip(y) {
-                let d = yb.d * xb.d.to_f32();
+                let d = yb.d * f16x1((&raw const xb.d).cast());
                 let (sc16, corr) = scales_and_correction(xb, yb);
                 let scales = _mm512_zextsi256_si512(sc16);
                 let mut sumi = _mm512_zextsi256_si512(corr);
@@ -141,11 +142,11 @@ macro_rules! avx512_dot {
 
 avx512_dot!(
     vec_dot_avx512,
-    "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq",
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq",
     madd_acc
 );
 avx512_dot!(
     vec_dot_avx512vnni,
-    "avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni",
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni",
     dpwssd_acc
 );
