@@ -517,75 +517,92 @@ mod generic {
         x.div(V::splat(1.0).add(exp(m2y)))
     }
 
-    /// Apply `f` to every vector of `x`, the tail through a padded copy.
-    #[inline(always)]
-    unsafe fn map<V: Simd>(x: &mut [f32], f: impl Fn(V) -> V) {
-        let n = x.len();
-        let p = x.as_mut_ptr();
-        let mut i = 0;
-        while i + V::LANES <= n {
-            f(V::load(p.add(i))).store(p.add(i));
-            i += V::LANES;
-        }
-        if i < n {
-            let mut buf = [0f32; 16];
-            buf[..n - i].copy_from_slice(&x[i..]);
-            f(V::load(buf.as_ptr())).store(buf.as_mut_ptr());
-            x[i..].copy_from_slice(&buf[..n - i]);
-        }
+    // The loops are macros, not closure-taking fns: a closure is compiled without
+    // the caller's target features, so LLVM would not inline the intrinsics in it.
+
+    /// Apply `$f` to every vector of `$x`, the tail through a padded copy.
+    macro_rules! map {
+        ($x:expr, |$v:ident: $V:ty| $f:expr) => {{
+            let x: &mut [f32] = $x;
+            let n = x.len();
+            let p = x.as_mut_ptr();
+            let mut i = 0;
+            while i + <$V>::LANES <= n {
+                let $v = <$V>::load(p.add(i));
+                ($f).store(p.add(i));
+                i += <$V>::LANES;
+            }
+            if i < n {
+                let mut buf = [0f32; 16];
+                buf[..n - i].copy_from_slice(&x[i..]);
+                let $v = <$V>::load(buf.as_ptr());
+                ($f).store(buf.as_mut_ptr());
+                x[i..].copy_from_slice(&buf[..n - i]);
+            }
+        }};
     }
 
-    /// `a = f(a, b)` lane-wise; `a` and `b` have the same length.
-    #[inline(always)]
-    unsafe fn zip<V: Simd>(a: &mut [f32], b: &[f32], f: impl Fn(V, V) -> V) {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_mut_ptr(), b.as_ptr());
-        let mut i = 0;
-        while i + V::LANES <= n {
-            f(V::load(pa.add(i)), V::load(pb.add(i))).store(pa.add(i));
-            i += V::LANES;
-        }
-        if i < n {
-            let (mut ba, mut bb) = ([0f32; 16], [0f32; 16]);
-            ba[..n - i].copy_from_slice(&a[i..n]);
-            bb[..n - i].copy_from_slice(&b[i..n]);
-            f(V::load(ba.as_ptr()), V::load(bb.as_ptr())).store(ba.as_mut_ptr());
-            a[i..n].copy_from_slice(&ba[..n - i]);
-        }
+    /// `$a = $f($a, $b)` lane-wise; the callers checked the lengths are equal.
+    macro_rules! zip {
+        ($a:expr, $b:expr, |$v:ident: $V:ty, $g:ident| $f:expr) => {{
+            let a: &mut [f32] = $a;
+            let b: &[f32] = $b;
+            let n = a.len().min(b.len());
+            let (pa, pb) = (a.as_mut_ptr(), b.as_ptr());
+            let mut i = 0;
+            while i + <$V>::LANES <= n {
+                let ($v, $g) = (<$V>::load(pa.add(i)), <$V>::load(pb.add(i)));
+                ($f).store(pa.add(i));
+                i += <$V>::LANES;
+            }
+            if i < n {
+                let (mut ba, mut bb) = ([0f32; 16], [0f32; 16]);
+                ba[..n - i].copy_from_slice(&a[i..n]);
+                bb[..n - i].copy_from_slice(&b[i..n]);
+                let ($v, $g) = (<$V>::load(ba.as_ptr()), <$V>::load(bb.as_ptr()));
+                ($f).store(ba.as_mut_ptr());
+                a[i..n].copy_from_slice(&ba[..n - i]);
+            }
+        }};
     }
 
-    /// Fold vectors of `x` (tail padded with `pad`) into two accumulators.
-    #[inline(always)]
-    unsafe fn fold<V: Simd>(x: &[f32], pad: f32, init: V, f: impl Fn(V, V) -> V) -> (V, V) {
-        let n = x.len();
-        let p = x.as_ptr();
-        let (mut a0, mut a1) = (init, init);
-        let mut i = 0;
-        while i + 2 * V::LANES <= n {
-            a0 = f(a0, V::load(p.add(i)));
-            a1 = f(a1, V::load(p.add(i + V::LANES)));
-            i += 2 * V::LANES;
-        }
-        while i < n {
-            let mut buf = [pad; 16];
-            let k = (n - i).min(V::LANES);
-            buf[..k].copy_from_slice(&x[i..i + k]);
-            a0 = f(a0, V::load(buf.as_ptr()));
-            i += k;
-        }
-        (a0, a1)
+    /// Fold vectors of `$x` (tail padded with `$pad`) into two accumulators.
+    macro_rules! fold {
+        ($x:expr, $pad:expr, $init:expr, |$acc:ident, $v:ident: $V:ty| $f:expr) => {{
+            let x: &[f32] = $x;
+            let n = x.len();
+            let p = x.as_ptr();
+            let (mut a0, mut a1): ($V, $V) = ($init, $init);
+            let mut i = 0;
+            while i + 2 * <$V>::LANES <= n {
+                let ($acc, $v) = (a0, <$V>::load(p.add(i)));
+                a0 = $f;
+                let ($acc, $v) = (a1, <$V>::load(p.add(i + <$V>::LANES)));
+                a1 = $f;
+                i += 2 * <$V>::LANES;
+            }
+            while i < n {
+                let mut buf = [$pad; 16];
+                let k = (n - i).min(<$V>::LANES);
+                buf[..k].copy_from_slice(&x[i..i + k]);
+                let ($acc, $v) = (a0, <$V>::load(buf.as_ptr()));
+                a0 = $f;
+                i += k;
+            }
+            (a0, a1)
+        }};
     }
 
     #[inline(always)]
     pub unsafe fn sum_sq<V: Simd>(x: &[f32]) -> f32 {
-        let (a, b) = fold(x, 0.0, V::splat(0.0), |s, v: V| v.fma(v, s));
+        let (a, b) = fold!(x, 0.0, V::splat(0.0), |s, v: V| v.fma(v, s));
         a.add(b).hsum()
     }
 
     #[inline(always)]
     pub unsafe fn max<V: Simd>(x: &[f32]) -> f32 {
         let ninf = V::splat(f32::NEG_INFINITY);
-        let (a, b) = fold(x, f32::NEG_INFINITY, ninf, |m, v: V| m.max(v));
+        let (a, b) = fold!(x, f32::NEG_INFINITY, ninf, |m, v: V| m.max(v));
         a.max(b).hmax()
     }
 
@@ -594,8 +611,8 @@ mod generic {
         out.copy_from_slice(x);
         let sv = V::splat(s);
         match w {
-            Some(w) => zip(out, w, |v: V, g| v.mul(sv).mul(g)),
-            None => map(out, |v: V| v.mul(sv)),
+            Some(w) => zip!(out, w, |v: V, g| v.mul(sv).mul(g)),
+            None => map!(out, |v: V| v.mul(sv)),
         }
     }
 
@@ -628,37 +645,37 @@ mod generic {
     #[inline(always)]
     pub unsafe fn scale<V: Simd>(x: &mut [f32], s: f32) {
         let sv = V::splat(s);
-        map(x, |v: V| v.mul(sv))
+        map!(x, |v: V| v.mul(sv))
     }
 
     #[inline(always)]
     pub unsafe fn silu<V: Simd>(x: &mut [f32]) {
-        map(x, |v: V| silu1(v))
+        map!(x, |v: V| silu1(v))
     }
 
     #[inline(always)]
     pub unsafe fn swiglu<V: Simd>(a: &mut [f32], b: &[f32]) {
-        zip(a, b, |v: V, g| silu1(v).mul(g))
+        zip!(a, b, |v: V, g| silu1(v).mul(g))
     }
 
     #[inline(always)]
     pub unsafe fn gelu<V: Simd>(x: &mut [f32]) {
-        map(x, |v: V| gelu1(v))
+        map!(x, |v: V| gelu1(v))
     }
 
     #[inline(always)]
     pub unsafe fn geglu<V: Simd>(a: &mut [f32], b: &[f32]) {
-        zip(a, b, |v: V, g| gelu1(v).mul(g))
+        zip!(a, b, |v: V, g| gelu1(v).mul(g))
     }
 
     #[inline(always)]
     pub unsafe fn add<V: Simd>(a: &mut [f32], b: &[f32]) {
-        zip(a, b, |v: V, g| v.add(g))
+        zip!(a, b, |v: V, g| v.add(g))
     }
 
     #[inline(always)]
     pub unsafe fn mul<V: Simd>(a: &mut [f32], b: &[f32]) {
-        zip(a, b, |v: V, g| v.mul(g))
+        zip!(a, b, |v: V, g| v.mul(g))
     }
 }
 
