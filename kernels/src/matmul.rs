@@ -52,7 +52,7 @@ impl Activations {
     /// divide `x.len()`.
     pub fn quantize(&mut self, k: &TypeKernels, x: &[f32], cols: usize) {
         assert!(
-            cols > 0 && x.len() % cols == 0,
+            cols > 0 && x.len().is_multiple_of(cols),
             "activations: {} values are not rows of {cols}",
             x.len()
         );
@@ -221,6 +221,13 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    // A method, so closures capture the whole (Sync) wrapper, not the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     k: &TypeKernels,
@@ -273,12 +280,11 @@ fn run(
     let n_tt = tokens.div_ceil(tt);
     let out = OutPtr(y.as_mut_ptr());
     (0..n_rb * n_tt).into_par_iter().for_each(|task| {
-        let out = out;
         // Token tiles vary fastest, so a thread's consecutive tasks reuse one row block.
         let (b, t) = (task / n_tt, task % n_tt);
         let r = b * rb..((b + 1) * rb).min(rows);
         let ts = t * tt..((t + 1) * tt).min(tokens);
-        tile(dot, w, w_row, rows, cols, act, a_row, r, ts, out.0);
+        tile(dot, w, w_row, rows, cols, act, a_row, r, ts, out.get());
     });
 }
 
