@@ -85,6 +85,7 @@ struct Plan {
     bandwidth_passes: usize,
     rotate_bytes: usize,
     matmul_tokens: usize,
+    master_elements: usize,
 }
 
 #[derive(Serialize)]
@@ -146,6 +147,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
             bandwidth_passes: 2,
             rotate_bytes: 4 << 20,
             matmul_tokens: 16,
+            master_elements: 1 << 16,
         }
     } else {
         Plan {
@@ -155,6 +157,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
             bandwidth_passes: 5,
             rotate_bytes: ROTATE_BYTES,
             matmul_tokens: MATMUL_TOKENS,
+            master_elements: MASTER_ELEMENTS,
         }
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -224,7 +227,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
             .chain([dtype.row_bytes(mm_cols).unwrap_or(0) * mm_rows])
             .max()
             .unwrap_or(0);
-        let master = master_blocks(dtype);
+        let master = master_blocks(dtype, plan.master_elements);
         let weights = tile(&master, need);
         let weights: &[u8] = &bytemuck::cast_slice(&weights)[..need];
         for k in &kernel_levels {
@@ -394,12 +397,11 @@ fn weight_span(dtype: GgmlType, rows: usize, cols: usize, rotate: usize) -> (usi
     (one, one * copies)
 }
 
-/// [`MASTER_ELEMENTS`] weights of `dtype` (whole blocks), from random data shaped like
+/// `n` weights of `dtype` (a whole number of blocks), from random data shaped like
 /// real weights: quantized with ferrite's quantizer when there is one, else random
 /// blocks with sane scales.
-fn master_blocks(dtype: GgmlType) -> Vec<u8> {
+fn master_blocks(dtype: GgmlType, n: usize) -> Vec<u8> {
     let mut rng = Rng::new(0x5EED ^ dtype.id() as u64);
-    let n = MASTER_ELEMENTS;
     let values = rng.weights(n);
     match dtype {
         GgmlType::F32 => return bytemuck::cast_slice(&values).to_vec(),
@@ -640,38 +642,58 @@ fn load_width() -> &'static str {
     } else if cpu::has_avx2() {
         "AVX2"
     } else {
-        "compiler-vectorized"
+        "scalar"
     }
 }
 
-/// Wrapping sum of `d`: 32 independent accumulators so the loop vectorizes into wide
-/// loads with no dependency chain longer than one add per vector.
-#[inline(always)]
-fn sum_lanes(d: &[u64]) -> u64 {
-    let mut acc = [0u64; 32];
-    let mut chunks = d.chunks_exact(32);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = a.wrapping_add(v);
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(0u64, |s, &v| s.wrapping_add(v));
-    acc.iter().fold(tail, |s, &v| s.wrapping_add(v))
+/// Wrapping sum of `d` (portable fallback).
+fn sum_scalar(d: &[u64]) -> u64 {
+    d.iter().fold(0u64, |s, &v| s.wrapping_add(v))
 }
 
+/// Wrapping sum with four independent 512-bit accumulators (four loads per 256 bytes).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn sum_avx512(d: &[u64]) -> u64 {
-    sum_lanes(d)
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_si512(); 4];
+    let mut chunks = d.chunks_exact(32);
+    for c in &mut chunks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `c` holds 32 u64s, so words 8k..8k+8 are in bounds; unaligned load.
+            let v = unsafe { _mm512_loadu_si512(c[k * 8..].as_ptr().cast()) };
+            *a = _mm512_add_epi64(*a, v);
+        }
+    }
+    let s = _mm512_add_epi64(
+        _mm512_add_epi64(acc[0], acc[1]),
+        _mm512_add_epi64(acc[2], acc[3]),
+    );
+    sum_scalar(chunks.remainder()).wrapping_add(_mm512_reduce_add_epi64(s) as u64)
 }
 
+/// Wrapping sum with four independent 256-bit accumulators.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn sum_avx2(d: &[u64]) -> u64 {
-    sum_lanes(d)
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let mut chunks = d.chunks_exact(16);
+    for c in &mut chunks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `c` holds 16 u64s, so words 4k..4k+4 are in bounds; unaligned load.
+            let v = unsafe { _mm256_loadu_si256(c[k * 4..].as_ptr().cast()) };
+            *a = _mm256_add_epi64(*a, v);
+        }
+    }
+    let s = _mm256_add_epi64(
+        _mm256_add_epi64(acc[0], acc[1]),
+        _mm256_add_epi64(acc[2], acc[3]),
+    );
+    let mut lanes = [0u64; 4];
+    // SAFETY: `lanes` is 32 bytes; unaligned store.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), s) };
+    sum_scalar(chunks.remainder()).wrapping_add(sum_scalar(&lanes))
 }
 
 fn sum_words(d: &[u64]) -> u64 {
@@ -686,7 +708,7 @@ fn sum_words(d: &[u64]) -> u64 {
             return unsafe { sum_avx2(d) };
         }
     }
-    sum_lanes(d)
+    sum_scalar(d)
 }
 
 fn markdown(r: &Report) -> String {
