@@ -1,3 +1,5 @@
 //! ferrite's inference engine.
 
 pub mod gguf;
+pub mod sampler;
+pub mod stop;

@@ -80,7 +80,7 @@ pub fn active() -> Isa {
         match std::env::var("FERRITE_CPU") {
             Ok(v) if !v.is_empty() => match Isa::from_name(&v) {
                 Some(want) if want.supported() && want <= best => want,
-                Some(want) if want == Isa::Scalar => Isa::Scalar,
+                Some(Isa::Scalar) => Isa::Scalar,
                 _ => {
                     eprintln!(
                         "ferrite: FERRITE_CPU={v} is not a level this CPU supports ({}); using {best}",
