@@ -195,6 +195,10 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
 
     let mut results = Vec::new();
     for &dtype in &types {
+        if kernels_at(dtype, Isa::Scalar).is_none() {
+            notes.push(format!("{dtype}: no kernels at all; type skipped"));
+            continue;
+        }
         let mut kernel_levels = Vec::new();
         for &isa in &levels {
             match kernels_at(dtype, isa) {
@@ -203,11 +207,10 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
                     "{dtype}: no {isa} kernel (falls back to {}); level skipped",
                     k.isa
                 )),
-                None => notes.push(format!("{dtype}: no kernels at all; type skipped")),
+                None => notes.push(format!("{dtype}: no {isa} kernel; level skipped")),
             }
         }
         if kernel_levels.is_empty() {
-            notes.dedup();
             continue;
         }
         let usable: Vec<&Shape> = shapes
