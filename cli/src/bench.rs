@@ -98,6 +98,9 @@ struct Machine {
     ferrite_version: &'static str,
     quick: bool,
     unix_time: u64,
+    /// `/proc/loadavg` before and after the run: other processes skew the timings.
+    load_before: String,
+    load_after: String,
 }
 
 #[derive(Serialize, Clone)]
@@ -165,6 +168,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start {} threads: {e}", args.threads))?;
     let mut notes = Vec::new();
+    let load_before = loadavg();
 
     let (bandwidth, method) = pool.install(|| measure_bandwidth(&plan));
     eprintln!("memory read bandwidth: {bandwidth:.1} GB/s ({method})");
@@ -283,6 +287,8 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        load_before,
+        load_after: loadavg(),
     };
     let report = Report {
         machine,
@@ -300,6 +306,12 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
         args.out.join("kernels.md").display()
     );
     Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -721,6 +733,11 @@ fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "# ferrite kernel benchmark\n");
     let _ = writeln!(s, "- CPU: {}", m.cpu);
     let _ = writeln!(s, "- threads: {}", m.threads);
+    let _ = writeln!(
+        s,
+        "- load average (1/5/15 min) before: {}, after: {}",
+        m.load_before, m.load_after
+    );
     let _ = writeln!(
         s,
         "- memory read bandwidth: **{:.1} GB/s** ({})",
