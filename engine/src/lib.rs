@@ -3,3 +3,4 @@
 pub mod gguf;
 pub mod sampler;
 pub mod stop;
+pub mod tokenizer;

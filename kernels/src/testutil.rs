@@ -80,6 +80,10 @@ pub fn rel_diff(a: f64, b: f64, floor: f64) -> f64 {
 /// with `n`). Its tolerances (0.002, 0.0040, 0.0075) are stated in this metric.
 pub fn ggml_total_error(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let s: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let s: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum();
     s.sqrt() / a.len().max(1) as f64
 }
