@@ -49,14 +49,19 @@ macro_rules! for_groups {
         }
         let (wr, ar) = (wc.remainder(), ac.remainder());
         if !wr.is_empty() {
-            let mut wp = [bytemuck::Zeroable::zeroed(); GROUP];
-            let mut ap = [bytemuck::Zeroable::zeroed(); GROUP];
-            wp[..wr.len()].copy_from_slice(wr);
-            ap[..ar.len()].copy_from_slice(ar);
+            let (wp, ap) = ($crate::legacy::pad8(wr), $crate::legacy::pad8(ar));
             let ($wg, $ag) = (&wp, &ap);
             $body
         }
     }};
+}
+
+/// The first blocks of a group followed by zero blocks. Element-wise rather than
+/// `copy_from_slice`, which would call `memcpy` on short rows' hot path.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn pad8<T: bytemuck::Zeroable + Copy>(r: &[T]) -> [T; 8] {
+    std::array::from_fn(|i| if i < r.len() { r[i] } else { T::zeroed() })
 }
 
 #[cfg(target_arch = "x86_64")]
