@@ -1,5 +1,6 @@
 //! ferrite's inference engine.
 
+pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod sampler;
