@@ -256,7 +256,7 @@ impl Model {
                 .zip(up.par_chunks(hp.n_ff))
                 .for_each(|(g, u)| match hp.activation {
                     Activation::Silu => ops::swiglu(g, u),
-                    Activation::GeluTanh => ops::geglu(g, u),
+                    Activation::GeluTanh => ops::geglu_f16_table(g, u),
                 });
             mm(&layer.w_down, &gate, n, &mut o);
             if let Some(pn) = &layer.post_ffn_norm {
