@@ -188,12 +188,20 @@ impl Model {
         let mut o = vec![0f32; n * d];
         let mut gate = vec![0f32; n * hp.n_ff];
         let mut up = vec![0f32; n * hp.n_ff];
+        let mut acts = matmul::Activations::new();
 
         for (il, layer) in w.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.attn_norm, hp.rms_eps, &mut h, d);
-            mm(&layer.wq, &h, n, &mut q);
-            mm(&layer.wk, &h, n, &mut k);
-            mm(&layer.wv, &h, n, &mut v);
+            mm_group(
+                &mut acts,
+                &h,
+                n,
+                &mut [
+                    (&layer.wq, &mut q),
+                    (&layer.wk, &mut k),
+                    (&layer.wv, &mut v),
+                ],
+            );
             for (buf, bias) in [
                 (&mut q, &layer.bq),
                 (&mut k, &layer.bk),
@@ -250,8 +258,12 @@ impl Model {
             ops::add(&mut x, &o);
 
             rms_norm_rows(&x, &layer.ffn_norm, hp.rms_eps, &mut h, d);
-            mm(&layer.w_gate, &h, n, &mut gate);
-            mm(&layer.w_up, &h, n, &mut up);
+            mm_group(
+                &mut acts,
+                &h,
+                n,
+                &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
+            );
             gate.par_chunks_mut(hp.n_ff)
                 .zip(up.par_chunks(hp.n_ff))
                 .for_each(|(g, u)| match hp.activation {
@@ -320,6 +332,38 @@ fn mm(m: &Matrix, x: &[f32], tokens: usize, y: &mut [f32]) {
         tokens,
         &mut y[..tokens * m.rows],
     );
+}
+
+/// Products of one input with several matrices: one activation conversion and one
+/// parallel pass when they share an activation type, else one product each.
+fn mm_group(
+    acts: &mut matmul::Activations,
+    x: &[f32],
+    tokens: usize,
+    mats: &mut [(&Matrix, &mut Vec<f32>)],
+) {
+    let cols = mats[0].0.cols;
+    let act = mats[0].0.kernels.act;
+    if mats
+        .iter()
+        .any(|(m, _)| m.kernels.act != act || m.cols != cols)
+    {
+        for (m, y) in mats.iter_mut() {
+            mm(m, x, tokens, y);
+        }
+        return;
+    }
+    acts.quantize(&mats[0].0.kernels, &x[..tokens * cols], cols);
+    let mut parts: Vec<matmul::GroupPart> = mats
+        .iter_mut()
+        .map(|(m, y)| matmul::GroupPart {
+            k: &m.kernels,
+            w: m.bytes(),
+            rows: m.rows,
+            y: &mut y[..tokens * m.rows],
+        })
+        .collect();
+    matmul::matmul_group(&mut parts, acts);
 }
 
 fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], d: usize) {
