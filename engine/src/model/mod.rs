@@ -192,6 +192,7 @@ impl Model {
 
         for (il, layer) in w.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.attn_norm, hp.rms_eps, &mut h, d);
+            trace("attn_norm", il, &h);
             mm_group(
                 &mut acts,
                 &h,
@@ -202,6 +203,7 @@ impl Model {
                     (&layer.wv, &mut v),
                 ],
             );
+            trace("Vcur", il, &v);
             for (buf, bias) in [
                 (&mut q, &layer.bq),
                 (&mut k, &layer.bk),
@@ -234,6 +236,9 @@ impl Model {
                     rope.apply_cached(kr, hp.head_dim_k, cs);
                 });
 
+            trace("Qcur_rope", il, &q);
+            trace("Kcur_rope", il, &k);
+
             // Append this layer's keys and values to each sequence's cache.
             let mut t0 = 0;
             for s in seqs.iter_mut() {
@@ -249,8 +254,10 @@ impl Model {
                 .map(|s| (&s.cache.k[il][..], &s.cache.v[il][..]))
                 .collect();
             attention::attend(hp, &q, &caches, &slots, window, &mut att);
+            trace("kqv_out", il, &att);
 
             mm(&layer.wo, &att, n, &mut o);
+            trace("attn_out", il, &o);
             if let Some(pn) = &layer.post_attn_norm {
                 o.par_chunks_mut(d)
                     .for_each(|r| ops::rms_norm_inplace(r, Some(pn), hp.rms_eps));
@@ -258,6 +265,8 @@ impl Model {
             ops::add(&mut x, &o);
 
             rms_norm_rows(&x, &layer.ffn_norm, hp.rms_eps, &mut h, d);
+            trace("ffn_inp", il, &x);
+            trace("ffn_norm", il, &h);
             mm_group(
                 &mut acts,
                 &h,
@@ -271,6 +280,8 @@ impl Model {
                     Activation::GeluTanh => ops::geglu_f16_table(g, u),
                 });
             mm(&layer.w_down, &gate, n, &mut o);
+            trace("ffn_act", il, &gate);
+            trace("ffn_out", il, &o);
             if let Some(pn) = &layer.post_ffn_norm {
                 o.par_chunks_mut(d)
                     .for_each(|r| ops::rms_norm_inplace(r, Some(pn), hp.rms_eps));
@@ -280,6 +291,7 @@ impl Model {
         for s in seqs.iter_mut() {
             s.cache.len += s.tokens.len();
         }
+        trace("l_out", hp.n_layer - 1, &x);
 
         // Logits only for the rows asked for.
         let mut rows: Vec<usize> = Vec::new();
@@ -364,6 +376,22 @@ fn mm_group(
         })
         .collect();
     matmul::matmul_group(&mut parts, acts);
+}
+
+/// `FERRITE_TRACE=1`: print a checksum of every named intermediate (llama.cpp's
+/// tensor names, as its `llama-eval-callback` prints them) to diff runs layer by layer.
+fn trace(name: &str, layer: usize, x: &[f32]) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("FERRITE_TRACE").is_some_and(|v| v == "1")) {
+        return;
+    }
+    let sum: f64 = x.iter().map(|&v| v as f64).sum();
+    let head: Vec<String> = x.iter().take(3).map(|v| format!("{v:.4}")).collect();
+    eprintln!(
+        "ferrite-trace {name}-{layer} n={} sum={sum:.6} first=[{}]",
+        x.len(),
+        head.join(", ")
+    );
 }
 
 fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], d: usize) {
