@@ -5,3 +5,6 @@
 //! - `template`: Go `text/template` (Ollama TEMPLATE) and GGUF Jinja chat templates.
 
 pub mod store;
+pub mod modelfile;
+pub mod create;
+pub mod show;

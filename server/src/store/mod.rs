@@ -36,7 +36,7 @@ pub use digest::Digest;
 pub use manifest::*;
 pub use name::{ModelName, DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_SCHEME, DEFAULT_TAG};
 pub use resolve::ResolvedModel;
-pub use time::rfc3339;
+pub use time::{rfc3339, serialize as time_serialize};
 
 /// Manifests and config blobs are small; refuse to slurp anything bigger.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
