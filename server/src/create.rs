@@ -172,8 +172,16 @@ pub fn create(
         opts.templates
             .validate(&req.template)
             .map_err(|e| StoreError::BadRequest(format!("template error: {e}")))?;
-        remove_layers(store, &mut layers, &[MEDIA_TYPE_TEMPLATE, MEDIA_TYPE_PROMPT])?;
-        layers.push(text_layer(store, MEDIA_TYPE_TEMPLATE, req.template.as_bytes())?);
+        remove_layers(
+            store,
+            &mut layers,
+            &[MEDIA_TYPE_TEMPLATE, MEDIA_TYPE_PROMPT],
+        )?;
+        layers.push(text_layer(
+            store,
+            MEDIA_TYPE_TEMPLATE,
+            req.template.as_bytes(),
+        )?);
     }
     if !req.system.is_empty() {
         remove_layers(store, &mut layers, &[MEDIA_TYPE_SYSTEM])?;
@@ -190,7 +198,11 @@ pub fn create(
         }
         _ => {}
     }
-    set_parameters(store, &mut layers, req.parameters.clone().unwrap_or_default())?;
+    set_parameters(
+        store,
+        &mut layers,
+        req.parameters.clone().unwrap_or_default(),
+    )?;
     if !req.messages.is_empty() {
         remove_layers(store, &mut layers, &[MEDIA_TYPE_MESSAGES])?;
         let bytes = gojson::to_vec(&req.messages);
@@ -257,7 +269,9 @@ fn from_model(
     })?;
     let short = stored.name.display_shortest();
     if stored.manifest.config.digest.is_empty() {
-        return Err(StoreError::Corrupt(format!("model {short} is missing its config")));
+        return Err(StoreError::Corrupt(format!(
+            "model {short} is missing its config"
+        )));
     }
     let base = store.read_config(&stored.manifest)?;
     or_set(&mut config.renderer, &base.renderer);
@@ -384,8 +398,9 @@ enum GgufKind {
 /// Opens and validates a GGUF (all offsets and sizes are bounds-checked by the
 /// engine's parser) and reads what the config needs.
 fn read_gguf(path: &Path, label: &str) -> Result<(GgufKind, GgufInfo), StoreError> {
-    let g = GgufFile::open(path)
-        .map_err(|e| StoreError::BadRequest(format!("invalid GGUF file {label}: {}", e.message())))?;
+    let g = GgufFile::open(path).map_err(|e| {
+        StoreError::BadRequest(format!("invalid GGUF file {label}: {}", e.message()))
+    })?;
     let arch = g
         .get_str_opt("general.architecture")
         .ok()
@@ -491,7 +506,10 @@ fn set_parameters(
     layers: &mut Vec<NewLayer>,
     mut params: Map<String, Value>,
 ) -> Result<(), StoreError> {
-    for l in layers.iter().filter(|l| l.layer.media_type == MEDIA_TYPE_PARAMS) {
+    for l in layers
+        .iter()
+        .filter(|l| l.layer.media_type == MEDIA_TYPE_PARAMS)
+    {
         let existing: Option<Map<String, Value>> = store.read_json_blob(&l.layer.digest()?)?;
         for (k, v) in existing.unwrap_or_default() {
             params.entry(k).or_insert(v);
@@ -607,7 +625,9 @@ mod tests {
         for ok in ["model.gguf", "a/b.gguf", "."] {
             assert!(valid_rel_path(ok), "{ok}");
         }
-        for bad in ["", "/abs", "../x", "a/../b", "a//b", "a/", "./a", "a\\b", "a/./b"] {
+        for bad in [
+            "", "/abs", "../x", "a/../b", "a//b", "a/", "./a", "a\\b", "a/./b",
+        ] {
             assert!(!valid_rel_path(bad), "{bad}");
         }
     }

@@ -4,7 +4,7 @@
 //! - `modelfile`: the Modelfile language (parse, render back).
 //! - `template`: Go `text/template` (Ollama TEMPLATE) and GGUF Jinja chat templates.
 
-pub mod store;
-pub mod modelfile;
 pub mod create;
+pub mod modelfile;
 pub mod show;
+pub mod store;

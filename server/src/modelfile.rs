@@ -60,13 +60,19 @@ pub enum Instruction {
     /// A model name, a GGUF file or a directory.
     From(String),
     /// `PARAMETER name value`; `name` is as written (validated on conversion).
-    Parameter { name: String, value: String },
+    Parameter {
+        name: String,
+        value: String,
+    },
     Template(String),
     System(String),
     Adapter(String),
     License(String),
     /// `role` is `system`, `user` or `assistant`.
-    Message { role: String, content: String },
+    Message {
+        role: String,
+        content: String,
+    },
     Requires(String),
     Draft(String),
     Renderer(String),
@@ -367,9 +373,7 @@ fn step(r: char, state: State) -> Result<(State, Option<char>), RuneError> {
         State::Name => return Err(RuneError::InvalidCommand),
         State::Value if newline || space => (State::Nil, Some(r)),
         State::Value => (State::Value, Some(r)),
-        State::Parameter if r.is_ascii_alphanumeric() || r == '_' => {
-            (State::Parameter, Some(r))
-        }
+        State::Parameter if r.is_ascii_alphanumeric() || r == '_' => (State::Parameter, Some(r)),
         State::Message if r.is_ascii_alphabetic() => (State::Message, Some(r)),
         State::Parameter | State::Message if space => (State::Value, None),
         State::Parameter | State::Message => return Err(RuneError::UnexpectedEof),
@@ -398,7 +402,9 @@ fn is_command(s: &str) -> bool {
 /// `"""x"""` → `x`, `"x"` → `x`, bare → itself; `None` for an unterminated quote.
 fn unquote(s: &str) -> Option<&str> {
     if let Some(rest) = s.strip_prefix("\"\"\"") {
-        return (s.len() >= 6).then(|| rest.strip_suffix("\"\"\"")).flatten();
+        return (s.len() >= 6)
+            .then(|| rest.strip_suffix("\"\"\""))
+            .flatten();
     }
     if let Some(rest) = s.strip_prefix('"') {
         return (s.len() >= 2).then(|| rest.strip_suffix('"')).flatten();
@@ -549,10 +555,7 @@ pub const DEPRECATED_PARAMETERS: &[&str] = &[
 ];
 
 pub fn param_type(name: &str) -> Option<ParamType> {
-    PARAMETERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, t)| t)
+    PARAMETERS.iter().find(|(n, _)| *n == name).map(|&(_, t)| t)
 }
 
 /// Types a PARAMETER value (also the REPL's `/set parameter`): ints as JSON
@@ -624,7 +627,8 @@ fn is_semver(v: &str) -> bool {
     let num = |p: &str| {
         !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
     };
-    let ident = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ident =
+        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let (core, build) = match v.split_once('+') {
         Some((c, b)) => (c, Some(b)),
         None => (v, None),
@@ -665,9 +669,9 @@ pub fn expand_path(arg: &str, base_dir: &Path) -> Result<PathBuf, ModelfileError
             None => (rest, ""),
         };
         let home = if user.is_empty() {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .ok_or_else(|| ModelfileError::msg("failed to get current user: $HOME is not set"))?
+            std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
+                ModelfileError::msg("failed to get current user: $HOME is not set")
+            })?
         } else {
             home_of(user).ok_or_else(|| {
                 ModelfileError::msg(format!("failed to find user '{user}': unknown user {user}"))
@@ -680,9 +684,7 @@ pub fn expand_path(arg: &str, base_dir: &Path) -> Result<PathBuf, ModelfileError
     Ok(if p.is_absolute() {
         p
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(&p))
-            .unwrap_or(p)
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
     })
 }
 
@@ -717,7 +719,8 @@ fn local_files(path: &Path) -> Result<Option<Vec<PathBuf>>, ModelfileError> {
         }
         if name.ends_with(".gguf") {
             gguf.push(p);
-        } else if name.ends_with(".safetensors") || name.ends_with(".pth") || name.ends_with(".bin") {
+        } else if name.ends_with(".safetensors") || name.ends_with(".pth") || name.ends_with(".bin")
+        {
             other_weights = true;
         }
     }
@@ -781,7 +784,9 @@ mod tests {
 
     #[test]
     fn print_filter_matches_go() {
-        assert!(is_print('a') && is_print(' ') && is_print('é') && is_print('👋') && is_print('你'));
+        assert!(
+            is_print('a') && is_print(' ') && is_print('é') && is_print('👋') && is_print('你')
+        );
         assert!(!is_print('\u{200D}') && !is_print('\u{A0}') && !is_print('\u{7f}'));
         assert!(!is_print('\u{FEFF}') && !is_print('\u{E000}'));
     }
@@ -791,7 +796,9 @@ mod tests {
         for ok in ["0.14.0", "1", "1.2", "1.2.3-rc.1+b.5", "10.0.0"] {
             assert!(is_semver(ok), "{ok}");
         }
-        for bad in ["", "01.2.3", "1.2.3.4", "1.2-rc", "x", "1..2", "1.2.3-01", "1.2.3+"] {
+        for bad in [
+            "", "01.2.3", "1.2.3.4", "1.2-rc", "x", "1..2", "1.2.3-01", "1.2.3+",
+        ] {
             assert!(!is_semver(bad), "{bad}");
         }
     }

@@ -466,9 +466,30 @@ mod scan {
     }
 
     const FUNCS: &[&str] = &[
-        "and", "or", "not", "len", "index", "slice", "eq", "ne", "lt", "le", "gt", "ge",
-        "print", "printf", "println", "html", "js", "urlquery", "call", "json",
-        "currentDate", "yesterdayDate", "toTypeScriptType", "toJson",
+        "and",
+        "or",
+        "not",
+        "len",
+        "index",
+        "slice",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "print",
+        "printf",
+        "println",
+        "html",
+        "js",
+        "urlquery",
+        "call",
+        "json",
+        "currentDate",
+        "yesterdayDate",
+        "toTypeScriptType",
+        "toJson",
     ];
 
     struct Frame {
@@ -534,9 +555,8 @@ mod scan {
             if !text.is_empty() {
                 push(&mut stack, Node::Text(text.to_string()));
             }
-            let close = find_close(src, inner_start).ok_or_else(|| {
-                err(src, open, "unclosed action")
-            })?;
+            let close =
+                find_close(src, inner_start).ok_or_else(|| err(src, open, "unclosed action"))?;
             let mut inner = &src[inner_start..close];
             trim_next = false;
             if let Some(stripped) = inner.strip_suffix('-') {
@@ -622,7 +642,11 @@ mod scan {
                 },
                 "break" | "continue" => {
                     if !stack.iter().any(|f| f.keyword == "range") {
-                        return Err(err(src, open, &format!("{{{{{word}}}}} outside {{{{range}}}}")));
+                        return Err(err(
+                            src,
+                            open,
+                            &format!("{{{{{word}}}}} outside {{{{range}}}}"),
+                        ));
                     }
                 }
                 "template" => {}
@@ -829,14 +853,34 @@ mod tests {
         assert_eq!(t.validate(tpl), Ok(()));
         assert_eq!(
             t.vars(tpl),
-            ["content", "function", "messages", "name", "role", "system", "toolcalls"]
+            [
+                "content",
+                "function",
+                "messages",
+                "name",
+                "role",
+                "system",
+                "toolcalls"
+            ]
         );
         assert!(t.vars("{{ .Tools }}").contains(&"tools".to_string()));
         assert!(t.vars("{{ .Suffix }}").contains(&"suffix".to_string()));
-        assert!(t.validate("{{ if .X }}").unwrap_err().contains("unexpected EOF"));
-        assert!(t.validate("{{ end }}").unwrap_err().contains("unexpected {{end}}"));
-        assert!(t.validate("{{ .X ").unwrap_err().contains("unclosed action"));
-        assert!(t.validate("{{ foo .X }}").unwrap_err().contains("function \"foo\" not defined"));
+        assert!(t
+            .validate("{{ if .X }}")
+            .unwrap_err()
+            .contains("unexpected EOF"));
+        assert!(t
+            .validate("{{ end }}")
+            .unwrap_err()
+            .contains("unexpected {{end}}"));
+        assert!(t
+            .validate("{{ .X ")
+            .unwrap_err()
+            .contains("unclosed action"));
+        assert!(t
+            .validate("{{ foo .X }}")
+            .unwrap_err()
+            .contains("function \"foo\" not defined"));
         assert_eq!(t.validate("{{/* } */}}{{ \"}}\" }}{{ json .X }}"), Ok(()));
     }
 
@@ -849,7 +893,10 @@ mod tests {
             Some(("<think>".into(), "</think>".into()))
         );
         assert_eq!(t.thinking_tags("{{ .Thinking }}"), None);
-        assert_eq!(t.thinking_tags("{{ range .Messages }}{{ .Content }}{{ end }}"), None);
+        assert_eq!(
+            t.thinking_tags("{{ range .Messages }}{{ .Content }}{{ end }}"),
+            None
+        );
     }
 
     #[test]

@@ -42,7 +42,11 @@ fn spec_quoting_examples() {
     );
     assert_eq!(
         parse("FROM x\nPARAMETER stop \"<|eot_id|>\"\nPARAMETER stop <|eot_id|>\n"),
-        [from("x"), param("stop", "<|eot_id|>"), param("stop", "<|eot_id|>")]
+        [
+            from("x"),
+            param("stop", "<|eot_id|>"),
+            param("stop", "<|eot_id|>")
+        ]
     );
 }
 
@@ -51,7 +55,12 @@ fn keywords_are_case_insensitive_and_comments_skip_lines() {
     let got = parse("# a comment\nfrom a\n  From b\n\tFROM c # not a comment\nsystem s\n");
     assert_eq!(
         got,
-        [from("a"), from("b"), from("c # not a comment"), System("s".into())]
+        [
+            from("a"),
+            from("b"),
+            from("c # not a comment"),
+            System("s".into())
+        ]
     );
 }
 
@@ -98,7 +107,10 @@ DRAFT ./d
 fn values_are_trimmed_and_quotes_keep_spaces() {
     assert_eq!(parse("FROM \"     model 1\""), [from("     model 1")]);
     assert_eq!(parse("FROM     FOOO BAR    "), [from("FOOO BAR")]);
-    assert_eq!(parse("FROM /what/is/the path "), [from("/what/is/the path")]);
+    assert_eq!(
+        parse("FROM /what/is/the path "),
+        [from("/what/is/the path")]
+    );
     assert_eq!(
         parse("FROM x\nLICENSE \"MIT       \"\nPARAMETER p        v\n"),
         [from("x"), License("MIT       ".into()), param("p", "v")]
@@ -112,21 +124,37 @@ fn values_are_trimmed_and_quotes_keep_spaces() {
 #[test]
 fn quoted_forms() {
     let cases: &[(&str, &str)] = &[
-        ("SYSTEM \"\"\"\nThis is a\nmultiline system.\n\"\"\"\n", "\nThis is a\nmultiline system.\n"),
-        ("SYSTEM \"\"\"This is a\nmultiline system.\"\"\"\n", "This is a\nmultiline system."),
-        ("SYSTEM \"\"\"\nwith \"quotes\".\n\"\"\"\n", "\nwith \"quotes\".\n"),
+        (
+            "SYSTEM \"\"\"\nThis is a\nmultiline system.\n\"\"\"\n",
+            "\nThis is a\nmultiline system.\n",
+        ),
+        (
+            "SYSTEM \"\"\"This is a\nmultiline system.\"\"\"\n",
+            "This is a\nmultiline system.",
+        ),
+        (
+            "SYSTEM \"\"\"\nwith \"quotes\".\n\"\"\"\n",
+            "\nwith \"quotes\".\n",
+        ),
         ("SYSTEM \"\"\"\"\"\"\n", ""),
         ("SYSTEM \"\"\n", ""),
         ("SYSTEM \"'\"\n", "'"),
         ("SYSTEM \"two\nlines\"\n", "two\nlines"),
-        ("SYSTEM \"\"\"''\"'\"\"'\"\"'\"'''''\"\"'\"\"'\"\"\"\n", "''\"'\"\"'\"\"'\"'''''\"\"'\"\"'"),
+        (
+            "SYSTEM \"\"\"''\"'\"\"'\"\"'\"'''''\"\"'\"\"'\"\"\"\n",
+            "''\"'\"\"'\"\"'\"'''''\"\"'\"\"'",
+        ),
         ("SYSTEM no \\n escapes\n", "no \\n escapes"),
         ("SYSTEM 你好👋\n", "你好👋"),
         ("SYSTEM a\tb\n", "a\tb"),
     ];
     for (body, want) in cases {
         let src = format!("FROM foo\n{body}");
-        assert_eq!(parse(&src), [from("foo"), System(want.to_string())], "{body:?}");
+        assert_eq!(
+            parse(&src),
+            [from("foo"), System(want.to_string())],
+            "{body:?}"
+        );
     }
     // A template ending at EOF without a newline.
     assert_eq!(
@@ -178,7 +206,10 @@ fn messages() {
         parse_err("FROM foo\nMESSAGE system\n"),
         "(line 2): unexpected EOF: system"
     );
-    assert_eq!(parse_err("FROM foo\nMESSAGE system"), "(line 2): unexpected EOF: system");
+    assert_eq!(
+        parse_err("FROM foo\nMESSAGE system"),
+        "(line 2): unexpected EOF: system"
+    );
 }
 
 #[test]
@@ -187,16 +218,34 @@ fn errors_with_line_numbers() {
         parse_err("\nFROM foo\nBADCOMMAND param1 value1\n"),
         format!("(line 3): {ERR_INVALID_COMMAND}")
     );
-    assert_eq!(parse_err("FROM foo\nFROM\n"), format!("(line 2): {ERR_INVALID_COMMAND}"));
-    assert_eq!(parse_err("FROM foo\r\n\r\nBAD x\r\n"), format!("(line 3): {ERR_INVALID_COMMAND}"));
-    assert_eq!(parse_err("FROM foo\nFROM2 x\n"), format!("(line 2): {ERR_INVALID_COMMAND}"));
+    assert_eq!(
+        parse_err("FROM foo\nFROM\n"),
+        format!("(line 2): {ERR_INVALID_COMMAND}")
+    );
+    assert_eq!(
+        parse_err("FROM foo\r\n\r\nBAD x\r\n"),
+        format!("(line 3): {ERR_INVALID_COMMAND}")
+    );
+    assert_eq!(
+        parse_err("FROM foo\nFROM2 x\n"),
+        format!("(line 2): {ERR_INVALID_COMMAND}")
+    );
     assert_eq!(
         parse_err("\nFROM foo\nPARAMETER param1\n"),
         "(line 3): unexpected EOF: param1"
     );
-    assert_eq!(parse_err("FROM foo\nPARAMETER p-x 1\n"), "(line 2): unexpected EOF: p");
-    assert_eq!(parse_err("FROM foo\nSYSTEM \"\"\"never closed\n\n"), "(line 2): unexpected EOF");
-    assert_eq!(parse_err("FROM foo\nSYSTEM \"\n\t\t\t"), "(line 2): unexpected EOF");
+    assert_eq!(
+        parse_err("FROM foo\nPARAMETER p-x 1\n"),
+        "(line 2): unexpected EOF: p"
+    );
+    assert_eq!(
+        parse_err("FROM foo\nSYSTEM \"\"\"never closed\n\n"),
+        "(line 2): unexpected EOF"
+    );
+    assert_eq!(
+        parse_err("FROM foo\nSYSTEM \"\n\t\t\t"),
+        "(line 2): unexpected EOF"
+    );
     assert_eq!(
         parse_err("FROM foo\nSYSTEM \"\"\"This is a multiline system.\"\"\n"),
         "(line 2): unexpected EOF"
@@ -237,7 +286,10 @@ fn parameter_types_and_errors() {
     assert_eq!(parse_parameter("min_p", "0.05").unwrap(), json!(0.05));
     assert_eq!(parse_parameter("use_mmap", "True").unwrap(), json!(true));
     assert_eq!(parse_parameter("use_mmap", "0").unwrap(), json!(false));
-    assert_eq!(parse_parameter("stop", "### User:").unwrap(), json!(["### User:"]));
+    assert_eq!(
+        parse_parameter("stop", "### User:").unwrap(),
+        json!(["### User:"])
+    );
     let err = |n: &str, v: &str| parse_parameter(n, v).unwrap_err().to_string();
     assert_eq!(err("num_ctx", "4k"), "invalid int value [4k]");
     assert_eq!(err("num_ctx", "1.5"), "invalid int value [1.5]");
@@ -248,10 +300,19 @@ fn parameter_types_and_errors() {
     assert_eq!(err("num_gqa", "1"), "unknown parameter 'num_gqa'");
     assert_eq!(err("Temperature", "1"), "unknown parameter 'Temperature'");
     for (name, value) in [
-        ("num_batch", "1"), ("num_gpu", "1"), ("main_gpu", "1"), ("num_thread", "1"),
-        ("draft_num_predict", "1"), ("num_keep", "1"), ("num_predict", "1"), ("top_k", "1"),
-        ("typical_p", "1.0"), ("repeat_last_n", "1"), ("repeat_penalty", "1.0"),
-        ("presence_penalty", "1.0"), ("frequency_penalty", "1.0"),
+        ("num_batch", "1"),
+        ("num_gpu", "1"),
+        ("main_gpu", "1"),
+        ("num_thread", "1"),
+        ("draft_num_predict", "1"),
+        ("num_keep", "1"),
+        ("num_predict", "1"),
+        ("top_k", "1"),
+        ("typical_p", "1.0"),
+        ("repeat_last_n", "1"),
+        ("repeat_penalty", "1.0"),
+        ("presence_penalty", "1.0"),
+        ("frequency_penalty", "1.0"),
     ] {
         assert!(parse_parameter(name, value).is_ok(), "{name}");
     }
@@ -294,7 +355,10 @@ fn create_request_from_modelfile() {
             .unwrap_err()
             .to_string()
     };
-    assert_eq!(bad("FROM x\nPARAMETER foo 1\n"), "(line 2): unknown parameter 'foo'");
+    assert_eq!(
+        bad("FROM x\nPARAMETER foo 1\n"),
+        "(line 2): unknown parameter 'foo'"
+    );
     assert_eq!(
         bad("FROM x\n\nPARAMETER num_ctx big\n"),
         "(line 3): invalid int value [big]"
@@ -325,7 +389,10 @@ fn local_files_are_hashed_relative_to_the_modelfile() {
     );
     assert_eq!(p.uploads.len(), 2);
     // A directory contributes its GGUF files; a missing ADAPTER is an error.
-    let p = Modelfile::parse("FROM .\n").unwrap().to_create_request(dir.path()).unwrap();
+    let p = Modelfile::parse("FROM .\n")
+        .unwrap()
+        .to_create_request(dir.path())
+        .unwrap();
     assert_eq!(p.request.files.unwrap().len(), 1);
     let err = Modelfile::parse("FROM x\nADAPTER ./missing.gguf\n")
         .unwrap()
@@ -346,7 +413,11 @@ fn render_round_trips() {
     for c in cases {
         let m = Modelfile::parse(c).unwrap();
         let text = m.to_string();
-        assert_eq!(Modelfile::parse(&text).unwrap().instructions, m.instructions, "{text}");
+        assert_eq!(
+            Modelfile::parse(&text).unwrap().instructions,
+            m.instructions,
+            "{text}"
+        );
     }
     let m = Modelfile::new(vec![
         from("/x/blobs/sha256-1"),
@@ -354,7 +425,10 @@ fn render_round_trips() {
         System("line1\nline2".into()),
         param("stop", "<|eot_id|>"),
         License("has \"quotes\"\nand lines".into()),
-        Message { role: "user".into(), content: " hi".into() },
+        Message {
+            role: "user".into(),
+            content: " hi".into(),
+        },
     ]);
     assert_eq!(
         m.to_string(),

@@ -86,11 +86,18 @@ fn reads_a_store_written_by_ollama() {
     let list = store.list().unwrap();
     assert_eq!(list.len(), 1);
     let m = &list[0];
-    assert_eq!((m.name.as_str(), m.model.as_str()), ("llama3.2:latest", "llama3.2:latest"));
+    assert_eq!(
+        (m.name.as_str(), m.model.as_str()),
+        ("llama3.2:latest", "llama3.2:latest")
+    );
     assert_eq!(m.digest, Digest::of_bytes(&o.manifest_bytes).hex());
-    let config_len = fs::metadata(o.root.join("blobs").join(Digest::parse(&o.config).unwrap().file_name()))
-        .unwrap()
-        .len();
+    let config_len = fs::metadata(
+        o.root
+            .join("blobs")
+            .join(Digest::parse(&o.config).unwrap().file_name()),
+    )
+    .unwrap()
+    .len();
     assert_eq!(
         m.size,
         17 + TEMPLATE.len() as u64 + LICENSE.len() as u64 + PARAMS.len() as u64 + config_len
@@ -121,7 +128,12 @@ fn reads_a_store_written_by_ollama() {
     );
     assert_eq!(
         r.model_path.as_deref(),
-        Some(o.root.join("blobs").join(Digest::parse(&o.model).unwrap().file_name()).as_path())
+        Some(
+            o.root
+                .join("blobs")
+                .join(Digest::parse(&o.model).unwrap().file_name())
+                .as_path()
+        )
     );
     assert_eq!(r.digest, m.digest);
     assert_eq!(r.details.quantization_level, "Q4_K_M");
@@ -131,13 +143,24 @@ fn reads_a_store_written_by_ollama() {
 fn names_match_case_insensitively_and_keep_existing_casing() {
     let o = ollama_store();
     let store = Store::open(&o.root).unwrap();
-    for n in ["LLAMA3.2", "Llama3.2:LATEST", "registry.ollama.ai/library/llama3.2", "REGISTRY.OLLAMA.AI/Library/llama3.2:latest"] {
+    for n in [
+        "LLAMA3.2",
+        "Llama3.2:LATEST",
+        "registry.ollama.ai/library/llama3.2",
+        "REGISTRY.OLLAMA.AI/Library/llama3.2:latest",
+    ] {
         let r = store.resolve(n).unwrap_or_else(|e| panic!("{n}: {e}"));
-        assert_eq!(r.name.to_string(), "registry.ollama.ai/library/llama3.2:latest");
+        assert_eq!(
+            r.name.to_string(),
+            "registry.ollama.ai/library/llama3.2:latest"
+        );
     }
     // Copying to a differently cased existing name writes to the existing path.
     store
-        .copy(&ModelName::parse("llama3.2").unwrap(), &ModelName::parse("LLAMA3.2:Backup").unwrap())
+        .copy(
+            &ModelName::parse("llama3.2").unwrap(),
+            &ModelName::parse("LLAMA3.2:Backup").unwrap(),
+        )
         .unwrap();
     assert!(o
         .root
@@ -150,28 +173,53 @@ fn names_match_case_insensitively_and_keep_existing_casing() {
 fn display_forms_in_the_list() {
     let o = ollama_store();
     let src = o.manifest_bytes.clone();
-    for parts in [["registry.ollama.ai", "user", "m", "q4"], ["example.com:5000", "ns", "m", "latest"]] {
+    for parts in [
+        ["registry.ollama.ai", "user", "m", "q4"],
+        ["example.com:5000", "ns", "m", "latest"],
+    ] {
         manifest_file(&o.root, parts, &src);
     }
     // Not a valid name, or not at depth four: skipped.
-    manifest_file(&o.root, ["registry.ollama.ai", "library", "bad model", "latest"], &src);
-    manifest_file(&o.root, ["registry.ollama.ai", "library", "m", ".tmp-123"], &src);
+    manifest_file(
+        &o.root,
+        ["registry.ollama.ai", "library", "bad model", "latest"],
+        &src,
+    );
+    manifest_file(
+        &o.root,
+        ["registry.ollama.ai", "library", "m", ".tmp-123"],
+        &src,
+    );
     let store = Store::open(&o.root).unwrap();
     let mut names: Vec<String> = store.list().unwrap().into_iter().map(|m| m.name).collect();
     names.sort();
-    assert_eq!(names, ["example.com:5000/ns/m:latest", "llama3.2:latest", "user/m:q4"]);
+    assert_eq!(
+        names,
+        [
+            "example.com:5000/ns/m:latest",
+            "llama3.2:latest",
+            "user/m:q4"
+        ]
+    );
 }
 
 #[test]
 fn corrupt_entries_are_skipped_by_list() {
     let o = ollama_store();
-    manifest_file(&o.root, ["registry.ollama.ai", "library", "broken", "latest"], b"{nope");
+    manifest_file(
+        &o.root,
+        ["registry.ollama.ai", "library", "broken", "latest"],
+        b"{nope",
+    );
     let store = Store::open(&o.root).unwrap();
     assert_eq!(store.list().unwrap().len(), 1);
     let e = store.resolve("broken").unwrap_err();
     assert_eq!(e.status_code(), 500);
     let e = store.resolve("nothere").unwrap_err();
-    assert_eq!(e.to_string(), "model \"nothere\" not found, try pulling it first");
+    assert_eq!(
+        e.to_string(),
+        "model \"nothere\" not found, try pulling it first"
+    );
     assert_eq!(e.status_code(), 404);
 }
 
@@ -183,7 +231,10 @@ fn blobs_are_verified_while_written() {
     let d = Digest::of_bytes(&data);
     assert_eq!(store.put_blob(&d, &data[..]).unwrap(), BlobPut::Created);
     assert_eq!(fs::read(store.blob_path(&d)).unwrap(), data);
-    assert_eq!(store.put_blob(&d, &b"not read"[..]).unwrap(), BlobPut::Existed);
+    assert_eq!(
+        store.put_blob(&d, &b"not read"[..]).unwrap(),
+        BlobPut::Existed
+    );
 
     let other = Digest::of_bytes(b"expected");
     let e = store.put_blob(&other, &b"actual"[..]).unwrap_err();
@@ -199,7 +250,11 @@ fn blobs_are_verified_while_written() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, [d.file_name()], "no temp file or bad blob left behind");
+    assert_eq!(
+        names,
+        [d.file_name()],
+        "no temp file or bad blob left behind"
+    );
 
     let w = store.write_blob(&b"hello"[..]).unwrap();
     assert!(w.created);
@@ -263,9 +318,18 @@ fn hostile_names_and_digests_never_touch_the_filesystem() {
         assert_eq!(e.to_string(), "invalid model name");
         assert!(ModelName::parse(n).is_err(), "{n:?}");
     }
-    for d in ["../outside/secret", "sha256:../../outside/secret", "sha256-/etc/passwd", "/abs", "sha256:"] {
+    for d in [
+        "../outside/secret",
+        "sha256:../../outside/secret",
+        "sha256-/etc/passwd",
+        "/abs",
+        "sha256:",
+    ] {
         let e = Digest::parse(d).unwrap_err();
-        assert_eq!((e.to_string().as_str(), e.status_code()), ("invalid digest format", 400));
+        assert_eq!(
+            (e.to_string().as_str(), e.status_code()),
+            ("invalid digest format", 400)
+        );
     }
     // A manifest (e.g. from a malicious registry) naming paths as digests is refused
     // before any blob path is formed.
@@ -275,8 +339,15 @@ fn hostile_names_and_digests_never_touch_the_filesystem() {
         store.write_manifest_raw(&name, evil),
         Err(StoreError::InvalidDigest(_))
     ));
-    manifest_file(&root, ["registry.ollama.ai", "library", "evil", "latest"], evil);
-    assert!(matches!(store.resolve("evil"), Err(StoreError::InvalidDigest(_))));
+    manifest_file(
+        &root,
+        ["registry.ollama.ai", "library", "evil", "latest"],
+        evil,
+    );
+    assert!(matches!(
+        store.resolve("evil"),
+        Err(StoreError::InvalidDigest(_))
+    ));
     fs::remove_dir_all(root.join("manifests/registry.ollama.ai")).unwrap();
     assert_eq!(tree(dir.path()), before);
     assert_eq!(fs::read(outside.join("secret")).unwrap(), b"secret");
@@ -292,14 +363,20 @@ fn two_models_sharing_a_blob(store: &Store) -> (Digest, Digest, Digest) {
             &ModelName::parse("a").unwrap(),
             &Manifest::new(
                 layer(MEDIA_TYPE_CONFIG, &cfg),
-                vec![layer(MEDIA_TYPE_MODEL, &shared), layer(MEDIA_TYPE_SYSTEM, &only_a)],
+                vec![
+                    layer(MEDIA_TYPE_MODEL, &shared),
+                    layer(MEDIA_TYPE_SYSTEM, &only_a),
+                ],
             ),
         )
         .unwrap();
     store
         .write_manifest(
             &ModelName::parse("user/b:v1").unwrap(),
-            &Manifest::new(layer(MEDIA_TYPE_CONFIG, &cfg), vec![layer(MEDIA_TYPE_MODEL, &shared)]),
+            &Manifest::new(
+                layer(MEDIA_TYPE_CONFIG, &cfg),
+                vec![layer(MEDIA_TYPE_MODEL, &shared)],
+            ),
         )
         .unwrap();
     (shared, only_a, cfg)
@@ -313,7 +390,10 @@ fn copy_and_delete() {
     let a = ModelName::parse("a").unwrap();
     let a_path = store.manifest_path(&a);
     let bytes = fs::read(&a_path).unwrap();
-    assert!(bytes.ends_with(b"]}\n"), "Go encoder form with trailing newline");
+    assert!(
+        bytes.ends_with(b"]}\n"),
+        "Go encoder form with trailing newline"
+    );
 
     let c = ModelName::parse("c:copy").unwrap();
     store.copy(&a, &c).unwrap();
@@ -330,21 +410,32 @@ fn copy_and_delete() {
     assert!(store.blob_exists(&only_a) && store.blob_exists(&shared));
     store.delete(&c).unwrap();
     assert!(!store.blob_exists(&only_a), "no longer referenced");
-    assert!(store.blob_exists(&shared) && store.blob_exists(&cfg), "b still uses them");
     assert!(
-        !dir.path().join("manifests/registry.ollama.ai/library").exists(),
+        store.blob_exists(&shared) && store.blob_exists(&cfg),
+        "b still uses them"
+    );
+    assert!(
+        !dir.path()
+            .join("manifests/registry.ollama.ai/library")
+            .exists(),
         "empty directories pruned"
     );
-    store.delete(&ModelName::parse("user/b:v1").unwrap()).unwrap();
+    store
+        .delete(&ModelName::parse("user/b:v1").unwrap())
+        .unwrap();
     assert!(!store.blob_exists(&shared) && !store.blob_exists(&cfg));
-    assert!(fs::read_dir(store.manifests_dir()).unwrap().next().is_none());
+    assert!(fs::read_dir(store.manifests_dir())
+        .unwrap()
+        .next()
+        .is_none());
     let e = store.delete(&a).unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)));
 }
 
 fn age(path: &Path, secs: u64) {
     let f = fs::OpenOptions::new().append(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(secs)).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
 }
 
 #[test]
@@ -380,7 +471,11 @@ fn startup_prune() {
     }
 
     // Any unreadable manifest stops the prune: it could reference anything.
-    manifest_file(dir.path(), ["registry.ollama.ai", "library", "bad", "latest"], b"{");
+    manifest_file(
+        dir.path(),
+        ["registry.ollama.ai", "library", "bad", "latest"],
+        b"{",
+    );
     age(&store.blob_path(&new_orphan), 7200);
     assert!(store.prune().unwrap().skipped_corrupt_manifest);
     assert!(store.blob_exists(&new_orphan));

@@ -45,7 +45,9 @@ impl TempFile {
     }
 
     pub(crate) fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("temp file is open until persisted")
+        self.file
+            .as_mut()
+            .expect("temp file is open until persisted")
     }
 
     /// fsyncs, renames over `target` and fsyncs the directory.

@@ -39,11 +39,11 @@ impl Formatter for GoFormatter {
                 '\u{2029}' => "\\u2029",
                 _ => continue,
             };
-            writer.write_all(fragment[start..i].as_bytes())?;
+            writer.write_all(&fragment.as_bytes()[start..i])?;
             writer.write_all(esc.as_bytes())?;
             start = i + c.len_utf8();
         }
-        writer.write_all(fragment[start..].as_bytes())
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 
     fn write_char_escape<W: ?Sized + io::Write>(
@@ -138,12 +138,16 @@ mod tests {
 
     #[test]
     fn matches_go_encoder() {
-        let v = json!({"stop": ["<|eot_id|>", "a&b"], "temperature": 0.7, "num_ctx": 4096, "b": true});
+        let v =
+            json!({"stop": ["<|eot_id|>", "a&b"], "temperature": 0.7, "num_ctx": 4096, "b": true});
         assert_eq!(
             String::from_utf8(to_vec(&v)).unwrap(),
             "{\"b\":true,\"num_ctx\":4096,\"stop\":[\"\\u003c|eot_id|\\u003e\",\"a\\u0026b\"],\"temperature\":0.7}\n"
         );
-        assert_eq!(to_vec(&json!("\u{2028}\u{1}\n\t\"\\é")), b"\"\\u2028\\u0001\\n\\t\\\"\\\\\xc3\xa9\"\n");
+        assert_eq!(
+            to_vec(&json!("\u{2028}\u{1}\n\t\"\\é")),
+            b"\"\\u2028\\u0001\\n\\t\\\"\\\\\xc3\xa9\"\n"
+        );
     }
 
     #[test]

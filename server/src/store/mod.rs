@@ -95,7 +95,11 @@ impl fmt::Display for StoreError {
             StoreError::InvalidName(_) => f.write_str("invalid model name"),
             StoreError::InvalidDigest(_) => f.write_str("invalid digest format"),
             StoreError::NotFound(name) => {
-                write!(f, "model {} not found, try pulling it first", go_quote(name))
+                write!(
+                    f,
+                    "model {} not found, try pulling it first",
+                    go_quote(name)
+                )
             }
             StoreError::BlobNotFound(d) => write!(f, "blob {} not found", go_quote(d)),
             StoreError::DigestMismatch { expected, got } => write!(
@@ -378,7 +382,8 @@ impl Store {
     /// Reads a text layer (lossy UTF-8, as Go strings take any bytes).
     pub fn read_text_blob(&self, digest: &Digest) -> Result<String, StoreError> {
         let bytes = self.read_blob_limited(digest, MAX_TEXT_LAYER_BYTES)?;
-        Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     /// Reads and decodes a JSON blob.
@@ -432,9 +437,8 @@ impl Store {
         let path = self.manifest_path(&name);
         let bytes = match fs::File::open(&path) {
             Ok(f) if f.metadata().map(|m| m.is_file()).unwrap_or(false) => {
-                read_limited(f, MAX_MANIFEST_BYTES).map_err(|e| {
-                    StoreError::io(format!("read manifest {}", path.display()), e)
-                })?
+                read_limited(f, MAX_MANIFEST_BYTES)
+                    .map_err(|e| StoreError::io(format!("read manifest {}", path.display()), e))?
             }
             Ok(_) => return Err(StoreError::NotFound(name.display_shortest())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -650,7 +654,8 @@ impl Store {
         };
         let now = SystemTime::now();
         for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io(format!("read {}", blobs.display()), e))?;
+            let entry =
+                entry.map_err(|e| StoreError::io(format!("read {}", blobs.display()), e))?;
             let Ok(meta) = entry.metadata() else { continue };
             if !meta.is_file() {
                 continue;
@@ -689,8 +694,8 @@ impl Store {
 
     fn fix_legacy_blob_names(&self) -> Result<(), StoreError> {
         let blobs = self.blobs_dir();
-        let entries =
-            fs::read_dir(&blobs).map_err(|e| StoreError::io(format!("read {}", blobs.display()), e))?;
+        let entries = fs::read_dir(&blobs)
+            .map_err(|e| StoreError::io(format!("read {}", blobs.display()), e))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };

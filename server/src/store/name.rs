@@ -239,14 +239,22 @@ mod tests {
     use super::*;
 
     fn full(s: &str) -> String {
-        ModelName::parse(s).map(|n| n.to_string()).unwrap_or_default()
+        ModelName::parse(s)
+            .map(|n| n.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
     fn defaults_and_forms() {
-        assert_eq!(full("llama3.2"), "registry.ollama.ai/library/llama3.2:latest");
+        assert_eq!(
+            full("llama3.2"),
+            "registry.ollama.ai/library/llama3.2:latest"
+        );
         assert_eq!(full("user/m:q4"), "registry.ollama.ai/user/m:q4");
-        assert_eq!(full("example.com:5000/ns/m"), "example.com:5000/ns/m:latest");
+        assert_eq!(
+            full("example.com:5000/ns/m"),
+            "example.com:5000/ns/m:latest"
+        );
         let n = ModelName::parse("http://localhost:5000/ns/m:1").unwrap();
         assert_eq!(n.scheme(), "http");
         assert_eq!(n.host(), "localhost:5000");
@@ -256,7 +264,9 @@ mod tests {
 
     #[test]
     fn missing_parts_are_invalid() {
-        for s in ["", "x:", ":x", "/x", "x/", "a//b", "h//m", "a/b/c/d", "//", ":"] {
+        for s in [
+            "", "x:", ":x", "/x", "x/", "a//b", "h//m", "a/b/c/d", "//", ":",
+        ] {
             assert!(ModelName::parse(s).is_err(), "{s:?} should be invalid");
         }
     }
