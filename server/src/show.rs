@@ -775,20 +775,39 @@ mod scan {
             .collect()
     }
 
+    /// Identifiers Ollama's `Template.Vars` collects from a pipeline: every part of
+    /// field (`.A.B`) and variable (`$.A`, `$m.B`, `$i`) references, lowercased;
+    /// declared variables (left of `:=`/`=`) are not references.
+    fn idents(pipe: &str) -> impl Iterator<Item = String> {
+        let toks = tokens(pipe);
+        let start = toks
+            .iter()
+            .position(|t| t == ":=" || t == "=")
+            .map_or(0, |i| i + 1);
+        toks.into_iter()
+            .skip(start)
+            .filter(|t| (t.len() > 1 && t.starts_with('.')) || t.starts_with('$'))
+            .flat_map(|t| {
+                let t = t.strip_prefix('.').unwrap_or(&t).to_string();
+                t.split('.')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_lowercase)
+                    .collect::<Vec<_>>()
+            })
+    }
+
     pub fn collect_vars(nodes: &[Node], out: &mut Vec<String>) {
         for n in nodes {
             match n {
                 Node::Text(_) => {}
-                Node::Action(p) => {
-                    out.extend(fields(p).into_iter().flatten().map(|s| s.to_lowercase()))
-                }
+                Node::Action(p) => out.extend(idents(p)),
                 Node::Block {
                     pipe,
                     list,
                     else_list,
                     ..
                 } => {
-                    out.extend(fields(pipe).into_iter().flatten().map(|s| s.to_lowercase()));
+                    out.extend(idents(pipe));
                     collect_vars(list, out);
                     collect_vars(else_list, out);
                 }
@@ -854,14 +873,20 @@ mod tests {
         assert_eq!(
             t.vars(tpl),
             [
+                "$",
                 "content",
                 "function",
                 "messages",
                 "name",
                 "role",
                 "system",
-                "toolcalls"
+                "toolcalls",
+                "tools"
             ]
+        );
+        assert_eq!(
+            t.vars("{{ range $i, $m := .Messages }}{{ $m.Content }}{{ end }}"),
+            ["$m", "content", "messages"]
         );
         assert!(t.vars("{{ .Tools }}").contains(&"tools".to_string()));
         assert!(t.vars("{{ .Suffix }}").contains(&"suffix".to_string()));
