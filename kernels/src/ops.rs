@@ -19,7 +19,6 @@ type ZipFn = fn(&mut [f32], &[f32]);
 /// Per-ISA kernels of the hot ops; built once per level.
 #[derive(Clone, Copy)]
 struct Kern {
-    sum_sq: fn(&[f32]) -> f32,
     /// `out = (x · s) · w` (or `x · s` without `w`), ggml's order of rounding.
     scale_mul: ScaleMulFn,
     max: fn(&[f32]) -> f32,
@@ -68,7 +67,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     same_len(x.len(), weight.len(), "rms_norm weight");
     same_len(x.len(), out.len(), "rms_norm output");
     let k = kern();
-    let s = rms_scale((k.sum_sq)(x), x.len(), eps);
+    let s = rms_scale(x, eps);
     (k.scale_mul)(x, s, Some(weight), out);
 }
 
@@ -76,7 +75,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 pub fn rms_norm_plain(x: &[f32], eps: f32, out: &mut [f32]) {
     same_len(x.len(), out.len(), "rms_norm output");
     let k = kern();
-    let s = rms_scale((k.sum_sq)(x), x.len(), eps);
+    let s = rms_scale(x, eps);
     (k.scale_mul)(x, s, None, out);
 }
 
@@ -86,7 +85,7 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: Option<&[f32]>, eps: f32) {
         same_len(x.len(), w.len(), "rms_norm weight");
     }
     let k = kern();
-    let s = rms_scale((k.sum_sq)(x), x.len(), eps);
+    let s = rms_scale(x, eps);
     match weight {
         Some(w) => {
             (k.scale)(x, s);
@@ -96,8 +95,13 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: Option<&[f32]>, eps: f32) {
     }
 }
 
-fn rms_scale(sum_sq: f32, n: usize, eps: f32) -> f32 {
-    1.0 / (sum_sq / n.max(1) as f32 + eps).sqrt()
+/// ggml's exact arithmetic: f32 squares summed in f64 in order, the mean rounded to
+/// f32, then `1/sqrt(mean + eps)` in f32. Models are sensitive enough that a one-ulp
+/// difference here flips activation quantization downstream, so no SIMD reordering.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len().max(1) as f64) as f32;
+    1.0 / (mean + eps).sqrt()
 }
 
 /// `out = (x - mean) / sqrt(var + eps) · weight + bias` (ggml `norm`, then the
@@ -323,7 +327,6 @@ pub mod reference {
 
     pub(super) fn kern() -> Kern {
         Kern {
-            sum_sq,
             scale_mul,
             max,
             exp_sum,
@@ -335,11 +338,6 @@ pub mod reference {
             add,
             mul,
         }
-    }
-
-    /// Σx² accumulated in f64 (ggml's `ggml_float`).
-    pub fn sum_sq(x: &[f32]) -> f32 {
-        x.iter().map(|&v| (v * v) as f64).sum::<f64>() as f32
     }
 
     pub fn scale_mul(x: &[f32], s: f32, w: Option<&[f32]>, out: &mut [f32]) {
@@ -626,12 +624,6 @@ mod generic {
     }
 
     #[inline(always)]
-    pub unsafe fn sum_sq<V: Simd>(x: &[f32]) -> f32 {
-        let (a, b) = fold!(x, 0.0, V::splat(0.0), |s, v: V| v.fma(v, s));
-        a.add(b).hsum()
-    }
-
-    #[inline(always)]
     pub unsafe fn max<V: Simd>(x: &[f32]) -> f32 {
         let ninf = V::splat(f32::NEG_INFINITY);
         let (a, b) = fold!(x, f32::NEG_INFINITY, ninf, |m, v: V| m.max(v));
@@ -718,10 +710,6 @@ macro_rules! instantiate {
         use super::{generic, Kern};
 
         #[target_feature(enable = $feat)]
-        unsafe fn sum_sq(x: &[f32]) -> f32 {
-            generic::sum_sq::<$v>(x)
-        }
-        #[target_feature(enable = $feat)]
         unsafe fn max(x: &[f32]) -> f32 {
             generic::max::<$v>(x)
         }
@@ -768,7 +756,6 @@ macro_rules! instantiate {
             // of this level; the bodies index within their slices, and the callers
             // checked that paired slices have equal lengths.
             Kern {
-                sum_sq: |x| unsafe { sum_sq(x) },
                 scale_mul: |x, s, w, o| unsafe { scale_mul(x, s, w, o) },
                 max: |x| unsafe { max(x) },
                 exp_sum: |x, m| unsafe { exp_sum(x, m) },
@@ -1083,13 +1070,6 @@ mod tests {
                 let x = data(&mut rng, n, 3.0);
                 let b = data(&mut rng, n, 1.0);
                 let what = |op: &str| format!("{isa} {op} n={n}");
-                close(
-                    (k.sum_sq)(&x),
-                    (r.sum_sq)(&x) as f64,
-                    1e-6,
-                    0.0,
-                    &what("sum_sq"),
-                );
                 assert_eq!((k.max)(&x), (r.max)(&x), "{}", what("max"));
                 // Plain products round the same way at every level: bit-identical.
                 type Pick = fn(&Kern) -> ZipFn;

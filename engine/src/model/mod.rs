@@ -385,7 +385,8 @@ fn trace(name: &str, layer: usize, x: &[f32]) {
     if !*ON.get_or_init(|| std::env::var_os("FERRITE_TRACE").is_some_and(|v| v == "1")) {
         return;
     }
-    let sum: f64 = x.iter().map(|&v| v as f64).sum();
+    // An f32 running sum in element order, as llama-eval-callback computes it.
+    let sum = x.iter().fold(0f32, |s, &v| s + v);
     let head: Vec<String> = x.iter().take(3).map(|v| format!("{v:.4}")).collect();
     eprintln!(
         "ferrite-trace {name}-{layer} n={} sum={sum:.6} first=[{}]",
