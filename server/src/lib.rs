@@ -3,3 +3,5 @@
 //! - `store`: Ollama's on-disk model store (names, digests, manifests, blobs).
 //! - `modelfile`: the Modelfile language (parse, render back).
 //! - `template`: Go `text/template` (Ollama TEMPLATE) and GGUF Jinja chat templates.
+
+pub mod template;
