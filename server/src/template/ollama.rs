@@ -558,7 +558,7 @@ fn tool_block_start(msgs: &[Message], idx: usize) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatPrompt {
     pub prompt: String,
-    /// How many leading messages were dropped to fit the context.
+    /// How many messages were left out to fit the context (system messages are kept).
     pub dropped: usize,
     /// Images in the kept messages, in `[img-N]` order (base64).
     pub images: Vec<String>,
@@ -632,7 +632,7 @@ pub fn render_chat_truncated<E>(
     )
     .map(|prompt| ChatPrompt {
         prompt,
-        dropped: current,
+        dropped: current - first_kept,
         images,
     }))
 }

@@ -82,21 +82,33 @@ pub fn execute(
 impl<'a> State<'a> {
     fn errorf(&self, msg: impl AsRef<str>) -> ExecError {
         let msg = msg.as_ref();
-        let message = match self.at {
-            None => format!("template: : {msg}"),
+        match self.at {
+            None => ExecError {
+                message: format!("template: : {msg}"),
+            },
             Some((pos, end)) => {
-                let (line, _) = line_col(self.src, pos);
-                let line_start = self.src[..pos].rfind('\n').map_or(0, |i| i + 1);
-                let col = pos - line_start;
+                let pos = pos.min(self.src.len());
                 let end = end.clamp(pos, self.src.len());
-                let mut ctx: String = self.src.get(pos..end).unwrap_or("").trim_end().to_string();
-                if ctx.chars().count() > 20 {
-                    ctx = format!("{}...", ctx.chars().take(20).collect::<String>());
-                }
-                format!("template: :{line}:{col}: executing \"\" at <{ctx}>: {msg}")
+                let ctx = self.src.get(pos..end).unwrap_or("").trim_end();
+                self.errorf_ctx(pos, ctx, msg)
             }
-        };
-        ExecError { message }
+        }
+    }
+
+    /// Go's `template: :LINE:COL: executing "" at <CONTEXT>: MSG` (column 0-based, in
+    /// bytes; context cut at 20 characters).
+    fn errorf_ctx(&self, pos: usize, ctx: &str, msg: &str) -> ExecError {
+        let pos = pos.min(self.src.len());
+        let (line, _) = line_col(self.src, pos);
+        let line_start = self.src[..pos].rfind('\n').map_or(0, |i| i + 1);
+        let col = pos - line_start;
+        let mut ctx = ctx.to_string();
+        if ctx.chars().count() > 20 {
+            ctx = format!("{}...", ctx.chars().take(20).collect::<String>());
+        }
+        ExecError {
+            message: format!("template: :{line}:{col}: executing \"\" at <{ctx}>: {msg}"),
+        }
     }
 
     fn at(&mut self, pos: usize, end: usize) {
@@ -267,10 +279,15 @@ impl<'a> State<'a> {
             }
             Value::Nil => Vec::new(),
             other => {
-                self.at(b.pipe.pos, b.pipe.end);
+                // Go reports this at the range node itself.
+                let pipe_src = self.src.get(b.pipe.pos..b.pipe.end).unwrap_or("").trim_end();
                 let mut s = String::new();
                 other.fmt_v(&mut s, 0);
-                return Err(self.errorf(format!("range can't iterate over {s}")));
+                return Err(self.errorf_ctx(
+                    b.pipe.pos,
+                    &format!("{{{{range {pipe_src}}}}}"),
+                    &format!("range can't iterate over {s}"),
+                ));
             }
         };
         if items.is_empty() {
