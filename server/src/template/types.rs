@@ -138,14 +138,16 @@ pub struct ToolFunctionParameters {
     pub defs: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<serde_json::Value>,
+    /// (Serialized before `required`, the usual order of JSON-schema objects, which is
+    /// what Jinja templates print with `tojson`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<ToolProperties>,
     #[serde(
         default,
         deserialize_with = "null_vec",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub required: Vec<String>,
-    #[serde(default)]
-    pub properties: Option<ToolProperties>,
 }
 
 /// A JSON-schema property of a tool parameter.
