@@ -18,7 +18,12 @@ fn msg(role: &str, content: &str) -> Message {
 }
 
 fn chat4() -> Vec<Message> {
-    vec![msg("system", SYS), msg("user", U1), msg("assistant", A1), msg("user", U2)]
+    vec![
+        msg("system", SYS),
+        msg("user", U1),
+        msg("assistant", A1),
+        msg("user", U2),
+    ]
 }
 
 fn parse(src: &str) -> Template {
@@ -93,12 +98,22 @@ fn gemma_instruct_folds_system_into_the_first_user_turn() {
     );
     assert_eq!(chat(GEMMA, &chat4()), want);
     // Two system messages (not adjacent, so not collated) accumulate via printf.
-    let msgs = vec![msg("system", "A"), msg("user", "u"), msg("system", "B"), msg("user", "v")];
+    let msgs = vec![
+        msg("system", "A"),
+        msg("user", "u"),
+        msg("system", "B"),
+        msg("user", "v"),
+    ];
     assert_eq!(
         chat(GEMMA, &msgs),
         "<start_of_turn>user\nA\nu<end_of_turn>\n<start_of_turn>user\nB\nv<end_of_turn>\n<start_of_turn>model\n"
     );
-    let msgs = vec![msg("system", "A"), msg("assistant", "x"), msg("system", "B"), msg("user", "v")];
+    let msgs = vec![
+        msg("system", "A"),
+        msg("assistant", "x"),
+        msg("system", "B"),
+        msg("user", "v"),
+    ];
     assert_eq!(
         chat(GEMMA, &msgs),
         "<start_of_turn>model\nx<end_of_turn>\n<start_of_turn>user\nA\n\nB\nv<end_of_turn>\n<start_of_turn>model\n"
@@ -118,7 +133,12 @@ fn legacy_prompt_response_turns() {
         format!("<|im_start|>user\n{U1}<|im_end|>\n<|im_start|>assistant\nI'm")
     );
     // A system message after a prompt closes the turn; tool messages are ignored.
-    let msgs = vec![msg("user", "a"), msg("system", "s"), msg("tool", "t"), msg("user", "b")];
+    let msgs = vec![
+        msg("user", "a"),
+        msg("system", "s"),
+        msg("tool", "t"),
+        msg("user", "b"),
+    ];
     assert_eq!(
         render_chat(&t, &msgs, &[], None).unwrap(),
         "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n\
@@ -130,7 +150,12 @@ fn legacy_prompt_response_turns() {
 fn templates_without_response_get_one_appended() {
     // Neither .Messages nor .Response: Ollama appends {{ .Response }}.
     let t = parse("{{ .System }}|{{ .Prompt }}|");
-    let msgs = vec![msg("system", "S"), msg("user", "u1"), msg("assistant", "a1"), msg("user", "u2")];
+    let msgs = vec![
+        msg("system", "S"),
+        msg("user", "u1"),
+        msg("assistant", "a1"),
+        msg("user", "u2"),
+    ];
     assert_eq!(render_chat(&t, &msgs, &[], None).unwrap(), "S|u1|a1|u2|");
     // The default template.
     let d = Template::default_template();
@@ -148,19 +173,29 @@ fn templates_without_response_get_one_appended() {
 fn cut_at_response_drops_what_follows() {
     // Everything after the first .Response goes, including the rest of its pipeline and
     // a trailing else branch.
-    let t = parse("{{ if .Prompt }}P:{{ .Prompt }} R:{{ .Response }} after{{ else }}E{{ end }}tail");
+    let t =
+        parse("{{ if .Prompt }}P:{{ .Prompt }} R:{{ .Response }} after{{ else }}E{{ end }}tail");
     assert_eq!(
         render_chat(&t, &[msg("user", "q")], &[], None).unwrap(),
         "P:q R:"
     );
     let t = parse("{{ .Prompt }}={{ .Response | printf \"%s!\" }}|{{ .Response }}");
     assert_eq!(
-        render_chat(&t, &[msg("user", "q"), msg("assistant", "r"), msg("user", "q2")], &[], None).unwrap(),
+        render_chat(
+            &t,
+            &[msg("user", "q"), msg("assistant", "r"), msg("user", "q2")],
+            &[],
+            None
+        )
+        .unwrap(),
         "q=r!|rq2="
     );
     // A .Response in a condition does not cut.
     let t = parse("{{ if .Response }}has{{ end }}[{{ .Prompt }}]{{ .Response }}.");
-    assert_eq!(render_chat(&t, &[msg("user", "q")], &[], None).unwrap(), "[q]");
+    assert_eq!(
+        render_chat(&t, &[msg("user", "q")], &[], None).unwrap(),
+        "[q]"
+    );
 }
 
 #[test]
@@ -185,7 +220,18 @@ fn generate_with_system_suffix_and_raw() {
         ..GenerateInput::default()
     };
     assert_eq!(
-        render_chat(&t, &[msg("system", "M"), msg("user", "hi"), msg("assistant", "hello"), msg("user", "Why?")], &[], None).unwrap(),
+        render_chat(
+            &t,
+            &[
+                msg("system", "M"),
+                msg("user", "hi"),
+                msg("assistant", "hello"),
+                msg("user", "Why?")
+            ],
+            &[],
+            None
+        )
+        .unwrap(),
         render_generate(&t, &g).unwrap()
     );
     // With `context`, the history is left out.
@@ -227,7 +273,10 @@ fn generate_with_system_suffix_and_raw() {
         prompt: "x",
         ..GenerateInput::default()
     };
-    assert_eq!(render_generate(&cl, &no_suffix).unwrap(), "<PRE> x <SUF><no value> <MID>");
+    assert_eq!(
+        render_generate(&cl, &no_suffix).unwrap(),
+        "<PRE> x <SUF><no value> <MID>"
+    );
 }
 
 fn weather_tool() -> Tool {
@@ -265,7 +314,12 @@ fn tool_chat() -> Vec<Message> {
     }];
     let mut result = msg("tool", "22 degrees");
     result.tool_name = "get_weather".into();
-    vec![msg("system", SYS), msg("user", "Weather in Tokyo?"), call, result]
+    vec![
+        msg("system", SYS),
+        msg("user", "Weather in Tokyo?"),
+        call,
+        result,
+    ]
 }
 
 const TOOL_JSON: &str = r#"{"type":"function","function":{"name":"get_weather","description":"Get the weather","parameters":{"type":"object","required":["city"],"properties":{"city":{"type":"string","description":"The city \u003cname\u003e"},"unit":{"type":"string","enum":["celsius","fahrenheit"]},"when":{"type":["string","null"]}}}}}"#;
@@ -342,10 +396,19 @@ fn qwen_style_tools_print_as_json() {
     );
     // The whole list prints as a JSON array; no tools print as null.
     assert_eq!(
-        render_chat(&parse("{{ .Tools }}{{ .Messages }}"), &[], &[weather_tool()], None).unwrap(),
+        render_chat(
+            &parse("{{ .Tools }}{{ .Messages }}"),
+            &[],
+            &[weather_tool()],
+            None
+        )
+        .unwrap(),
         format!("[{TOOL_JSON}][]")
     );
-    assert_eq!(render_chat(&parse("{{ .Tools }}{{ .Messages }}"), &[], &[], None).unwrap(), "null[]");
+    assert_eq!(
+        render_chat(&parse("{{ .Tools }}{{ .Messages }}"), &[], &[], None).unwrap(),
+        "null[]"
+    );
 }
 
 #[test]
@@ -372,7 +435,10 @@ fn message_fields_and_think_variables() {
     let mut tool = msg("tool", "r");
     tool.tool_name = "f".into();
     let msgs = vec![msg("user", "q"), a, tool];
-    assert_eq!(render_chat(&t, &msgs, &[], None).unwrap(), "|user:q0|assistant:answer<think>hmm</think>0|tool:r(f)0");
+    assert_eq!(
+        render_chat(&t, &msgs, &[], None).unwrap(),
+        "|user:q0|assistant:answer<think>hmm</think>0|tool:r(f)0"
+    );
     assert_eq!(
         render_chat(&t, &msgs[..1], &[], Some(&Think::Bool(true))).unwrap(),
         "set:true/medium|user:q0"
@@ -386,8 +452,16 @@ fn message_fields_and_think_variables() {
         "set:true/high|user:q0"
     );
     // Tool messages are never merged.
-    let (system, c) = collate(&[msg("tool", "a"), msg("tool", "b"), msg("system", "s1"), msg("system", "s2")]);
-    assert_eq!((system.as_str(), c.len(), c[2].content.as_str()), ("s1\n\ns2", 3, "s1\n\ns2"));
+    let (system, c) = collate(&[
+        msg("tool", "a"),
+        msg("tool", "b"),
+        msg("system", "s1"),
+        msg("system", "s2"),
+    ]);
+    assert_eq!(
+        (system.as_str(), c.len(), c[2].content.as_str()),
+        ("s1\n\ns2", 3, "s1\n\ns2")
+    );
 }
 
 #[test]
@@ -418,7 +492,10 @@ fn images_are_tagged() {
 fn chat_message_assembly() {
     let history = vec![msg("user", "h")];
     let m = chat_messages("S", &history, &[msg("user", "q")]);
-    assert_eq!(m.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(), ["system", "user", "user"]);
+    assert_eq!(
+        m.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
+        ["system", "user", "user"]
+    );
     let m = chat_messages("S", &history, &[msg("system", "own"), msg("user", "q")]);
     assert_eq!(m[0].content, "h");
     assert_eq!(m[1].content, "own");
@@ -435,10 +512,14 @@ fn truncation_keeps_system_and_latest() {
     ];
     // Count words as tokens.
     let words = |s: &str| -> Result<usize, ()> { Ok(s.split_whitespace().count()) };
-    let full = render_chat_truncated(&t, &msgs, &[], None, 1000, None, words).unwrap().unwrap();
+    let full = render_chat_truncated(&t, &msgs, &[], None, 1000, None, words)
+        .unwrap()
+        .unwrap();
     assert_eq!(full.dropped, 0);
     assert_eq!(full.prompt, render_chat(&t, &msgs, &[], None).unwrap());
-    let cut = render_chat_truncated(&t, &msgs, &[], None, 6, None, words).unwrap().unwrap();
+    let cut = render_chat_truncated(&t, &msgs, &[], None, 6, None, words)
+        .unwrap()
+        .unwrap();
     assert_eq!(cut.dropped, 2);
     assert_eq!(
         cut.prompt,
@@ -455,7 +536,10 @@ fn truncation_keeps_system_and_latest() {
     assert!(r.prompt.contains("get_weather") && r.prompt.contains("22 degrees"));
     // The tokenizer's errors come back as such.
     let fail = |_: &str| -> Result<usize, &'static str> { Err("tokenizer down") };
-    assert_eq!(render_chat_truncated(&t, &msgs, &[], None, 10, None, fail).unwrap_err(), "tokenizer down");
+    assert_eq!(
+        render_chat_truncated(&t, &msgs, &[], None, 10, None, fail).unwrap_err(),
+        "tokenizer down"
+    );
 }
 
 #[test]
@@ -472,13 +556,25 @@ fn api_types_match_the_wire_format() {
     );
     let t = weather_tool();
     let back = serde_json::to_value(&t).unwrap();
-    let keys: Vec<&String> = back["function"]["parameters"]["properties"].as_object().unwrap().keys().collect();
+    let keys: Vec<&String> = back["function"]["parameters"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(keys, ["unit", "city", "when"]);
-    assert_eq!(back["function"]["parameters"]["properties"]["when"]["type"], serde_json::json!(["string", "null"]));
-    assert_eq!(back["function"]["parameters"]["properties"]["unit"]["type"], serde_json::json!("string"));
+    assert_eq!(
+        back["function"]["parameters"]["properties"]["when"]["type"],
+        serde_json::json!(["string", "null"])
+    );
+    assert_eq!(
+        back["function"]["parameters"]["properties"]["unit"]["type"],
+        serde_json::json!("string")
+    );
     let think: Option<Think> = serde_json::from_str("\"high\"").unwrap();
     assert_eq!(think, Some(Think::Level("high".into())));
-    let e = serde_json::from_str::<Think>("\"extreme\"").unwrap_err().to_string();
+    let e = serde_json::from_str::<Think>("\"extreme\"")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with(r#"invalid think value: "extreme" (must be "high", "medium", "low", "max", true, or false)"#), "{e}");
 }
 
@@ -486,13 +582,18 @@ fn api_types_match_the_wire_format() {
 fn template_errors() {
     match Template::parse("{{ if .Messages }}") {
         Err(TemplateError::Parse { message, line, .. }) => {
-            assert_eq!((message.as_str(), line), ("template: :1: unexpected EOF", 1));
+            assert_eq!(
+                (message.as_str(), line),
+                ("template: :1: unexpected EOF", 1)
+            );
         }
         other => panic!("{other:?}"),
     }
     // Ollama's identifier walk rejects a template call without a pipeline.
     assert_eq!(
-        Template::parse("{{ define \"x\" }}{{ end }}{{ template \"x\" }}").unwrap_err().to_string(),
+        Template::parse("{{ define \"x\" }}{{ end }}{{ template \"x\" }}")
+            .unwrap_err()
+            .to_string(),
         "undefined template specified"
     );
     // Execution errors surface with Go's text.

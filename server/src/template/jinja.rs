@@ -60,7 +60,11 @@ pub struct JinjaOptions<'a> {
 
 impl ChatTemplate {
     /// Compiles `source` (to report syntax errors now rather than at render time).
-    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate, TemplateError> {
+    pub fn new(
+        source: &str,
+        bos_token: &str,
+        eos_token: &str,
+    ) -> Result<ChatTemplate, TemplateError> {
         let t = ChatTemplate {
             source: source.to_string(),
             bos_token: bos_token.to_string(),
@@ -93,7 +97,9 @@ impl ChatTemplate {
     /// architecture, else `None`. BOS/EOS texts come from the GGUF's vocabulary.
     pub fn from_gguf(gguf: &GgufFile) -> Result<Option<ChatTemplate>, TemplateError> {
         let token = |key: &str| -> Result<String, TemplateError> {
-            let id = gguf.get_usize_opt(key).map_err(|e| TemplateError::Gguf(e.to_string()))?;
+            let id = gguf
+                .get_usize_opt(key)
+                .map_err(|e| TemplateError::Gguf(e.to_string()))?;
             let tokens = gguf
                 .get_str_array_opt("tokenizer.ggml.tokens")
                 .map_err(|e| TemplateError::Gguf(e.to_string()))?;
@@ -306,7 +312,9 @@ fn json_to_value(v: &serde_json::Value) -> MjValue {
             }
         }
         serde_json::Value::String(s) => MjValue::from(s.as_str()),
-        serde_json::Value::Array(a) => MjValue::from(a.iter().map(json_to_value).collect::<Vec<_>>()),
+        serde_json::Value::Array(a) => {
+            MjValue::from(a.iter().map(json_to_value).collect::<Vec<_>>())
+        }
         serde_json::Value::Object(o) => MjValue::from_pairs(
             o.iter()
                 .map(|(k, v)| (k.as_str(), json_to_value(v)))
@@ -440,11 +448,18 @@ fn tojson(v: MjValue, kwargs: Kwargs) -> Result<MjValue, Error> {
         Some(i) if i.is_none() => None,
         Some(i) => match i.as_str() {
             Some(s) => Some(s.to_string()),
-            None => Some(" ".repeat(
-                i.as_usize()
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "indent must be an integer or string"))?
-                    .min(64),
-            )),
+            None => Some(
+                " ".repeat(
+                    i.as_usize()
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::InvalidOperation,
+                                "indent must be an integer or string",
+                            )
+                        })?
+                        .min(64),
+                ),
+            ),
         },
     };
     let (item_sep, key_sep) = match separators {
@@ -531,7 +546,10 @@ fn py_float(f: f64) -> String {
 
 fn dumps(v: &MjValue, o: &Dumps, level: usize, out: &mut String) -> Result<(), Error> {
     if level > 100 {
-        return Err(Error::new(ErrorKind::InvalidOperation, "tojson: value nested too deeply"));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "tojson: value nested too deeply",
+        ));
     }
     let newline = |out: &mut String, level: usize| {
         if let Some(ind) = &o.indent {
@@ -556,7 +574,7 @@ fn dumps(v: &MjValue, o: &Dumps, level: usize, out: &mut String) -> Result<(), E
         ValueKind::Map => {
             let mut keys: Vec<MjValue> = v.try_iter()?.collect();
             if o.sort_keys {
-                keys.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+                keys.sort_by_key(|a| a.to_string());
             }
             if keys.is_empty() {
                 out.push_str("{}");
@@ -611,7 +629,10 @@ mod tests {
         let t = 1_709_211_909;
         assert_eq!(strftime("%Y-%m-%d %H:%M:%S", t), "2024-02-29 13:05:09");
         assert_eq!(strftime("%d %b %Y", t), "29 Feb 2024");
-        assert_eq!(strftime("%A %B %-d %j %I%p %%", t), "Thursday February 29 060 01PM %");
+        assert_eq!(
+            strftime("%A %B %-d %j %I%p %%", t),
+            "Thursday February 29 060 01PM %"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   [`render_generate`].
 //! - [`ChatTemplate`]: a GGUF's Jinja `tokenizer.chat_template` (or a built-in one for
 //!   families whose files have none), rendered with MiniJinja.
+//! - [`ModelTemplate`]: either of the two, as a model uses it.
 //! - [`Message`], [`ToolCall`], [`Tool`], [`Think`]: the API's chat types.
 //!
 //! Both engines are sandboxed: output size, evaluation steps/fuel and nesting are bounded
@@ -12,12 +13,14 @@
 
 pub mod go;
 mod jinja;
+mod model;
 mod ollama;
 mod types;
 
 use std::fmt;
 
 pub use jinja::{ChatTemplate, JinjaLimits, JinjaOptions, CHAT_TEMPLATE_KEY};
+pub use model::ModelTemplate;
 pub use ollama::{
     chat_messages, collate, execute, render_chat, render_chat_truncated, render_generate,
     tag_images, ChatPrompt, GenerateInput, Template, Values, DEFAULT_TEMPLATE,

@@ -294,10 +294,7 @@ fn cut_pipe(p: &Pipe, cut: &mut bool) -> Option<Pipe> {
         if args.is_empty() {
             return None;
         }
-        cmds.push(Command {
-            args,
-            ..c.clone()
-        });
+        cmds.push(Command { args, ..c.clone() });
     }
     if cmds.is_empty() {
         return None;
@@ -373,7 +370,10 @@ fn messages_value(messages: &[Message]) -> Value {
                 .field("Content", Value::str(&m.content))
                 .field("Thinking", Value::str(&m.thinking))
                 .field("Images", str_list(&m.images))
-                .field("ToolCalls", Value::list_of(calls, ListKind::Plain, no_calls))
+                .field(
+                    "ToolCalls",
+                    Value::list_of(calls, ListKind::Plain, no_calls),
+                )
                 .field("ToolName", Value::str(&m.tool_name))
                 .field("ToolCallID", Value::str(&m.tool_call_id))
                 .build()
@@ -474,7 +474,12 @@ fn property_value(p: &ToolProperty) -> Value {
         )
         .json_field("Type", "type", true, kind)
         .json_field("Items", "items", true, json_or_nil(&p.items))
-        .json_field("Description", "description", true, Value::str(&p.description))
+        .json_field(
+            "Description",
+            "description",
+            true,
+            Value::str(&p.description),
+        )
         .json_field("Enum", "enum", true, enum_values)
         .json_field("Properties", "properties", true, props)
         .json_field("Required", "required", true, str_list(&p.required))
@@ -547,8 +552,7 @@ fn tool_block_start(msgs: &[Message], idx: usize) -> usize {
     while start > 0 && msgs[start - 1].role == "tool" {
         start -= 1;
     }
-    if start > 0 && msgs[start - 1].role == "assistant" && !msgs[start - 1].tool_calls.is_empty()
-    {
+    if start > 0 && msgs[start - 1].role == "assistant" && !msgs[start - 1].tool_calls.is_empty() {
         return start - 1;
     }
     idx

@@ -161,7 +161,11 @@ pub struct ToolProperty {
     )]
     pub any_of: Vec<ToolProperty>,
     /// A string or an array of strings.
-    #[serde(rename = "type", default, skip_serializing_if = "PropertyType::is_empty")]
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "PropertyType::is_empty"
+    )]
     pub kind: PropertyType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<serde_json::Value>,

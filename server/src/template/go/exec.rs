@@ -198,10 +198,8 @@ impl<'a> State<'a> {
                 };
                 self.enter()?;
                 // No dynamic scoping: the callee sees only `$`.
-                let saved = std::mem::replace(
-                    &mut self.vars,
-                    vec![(Rc::from("$"), new_dot.clone())],
-                );
+                let saved =
+                    std::mem::replace(&mut self.vars, vec![(Rc::from("$"), new_dot.clone())]);
                 let r = self.walk_list(&new_dot, body);
                 self.vars = saved;
                 self.depth -= 1;
@@ -280,9 +278,13 @@ impl<'a> State<'a> {
             Value::Nil => Vec::new(),
             other => {
                 // Go reports this at the range node itself.
-                let pipe_src = self.src.get(b.pipe.pos..b.pipe.end).unwrap_or("").trim_end();
+                let pipe_src = self
+                    .src
+                    .get(b.pipe.pos..b.pipe.end)
+                    .unwrap_or("")
+                    .trim_end();
                 let mut s = String::new();
-                other.fmt_v(&mut s, 0);
+                other.fmt_v(&mut s);
                 return Err(self.errorf_ctx(
                     b.pipe.pos,
                     &format!("{{{{range {pipe_src}}}}}"),
@@ -456,34 +458,32 @@ impl<'a> State<'a> {
             r = match r {
                 Value::Nil if i == 0 && lenient_start => return Ok(Value::Nil),
                 Value::Nil => {
-                    return Err(
-                        self.errorf(format!("nil pointer evaluating interface {{}}.{name}"))
-                    )
+                    return Err(self.errorf(format!("nil pointer evaluating interface {{}}.{name}")))
                 }
-                Value::Map(m) => match m.kind {
-                    MapKind::Struct => match m.get(name) {
-                        Some(_) if last && has_args => {
-                            return Err(
-                                self.errorf(format!("{name} is not a method but has arguments"))
-                            )
+                Value::Map(m) => {
+                    match m.kind {
+                        MapKind::Struct => match m.get(name) {
+                            Some(_) if last && has_args => {
+                                return Err(self
+                                    .errorf(format!("{name} is not a method but has arguments")))
+                            }
+                            Some(v) => v.clone(),
+                            None => {
+                                return Err(self.errorf(format!(
+                                    "can't evaluate field {name} in type {}",
+                                    m.type_name
+                                )))
+                            }
+                        },
+                        MapKind::Map | MapKind::Ordered => {
+                            if last && has_args {
+                                return Err(self
+                                    .errorf(format!("{name} is not a method but has arguments")));
+                            }
+                            m.get(name).cloned().unwrap_or(Value::Nil)
                         }
-                        Some(v) => v.clone(),
-                        None => {
-                            return Err(self.errorf(format!(
-                                "can't evaluate field {name} in type {}",
-                                m.type_name
-                            )))
-                        }
-                    },
-                    MapKind::Map | MapKind::Ordered => {
-                        if last && has_args {
-                            return Err(
-                                self.errorf(format!("{name} is not a method but has arguments"))
-                            );
-                        }
-                        m.get(name).cloned().unwrap_or(Value::Nil)
                     }
-                },
+                }
                 other => {
                     return Err(self.errorf(format!(
                         "can't evaluate field {name} in type {}",

@@ -228,10 +228,16 @@ fn slice_bounds(len: usize, idx: &[Value]) -> Result<(usize, usize), CallError> 
         bounds[k] = index_arg(i, len)?;
     }
     if bounds[0] > bounds[1] {
-        return fail(format!("invalid slice index: {} > {}", bounds[0], bounds[1]));
+        return fail(format!(
+            "invalid slice index: {} > {}",
+            bounds[0], bounds[1]
+        ));
     }
     if idx.len() == 3 && bounds[1] > bounds[2] {
-        return fail(format!("invalid slice index: {} > {}", bounds[1], bounds[2]));
+        return fail(format!(
+            "invalid slice index: {} > {}",
+            bounds[1], bounds[2]
+        ));
     }
     Ok((bounds[0], bounds[1]))
 }
@@ -251,7 +257,9 @@ fn slice(item: &Value, idx: &[Value]) -> Result<Value, CallError> {
             let (i, j) = slice_bounds(s.len(), idx)?;
             // Go slices bytes; a cut through a character cannot be valid UTF-8 here.
             let bytes = &s.as_bytes()[i..j];
-            Ok(Value::Str(Rc::from(String::from_utf8_lossy(bytes).as_ref())))
+            Ok(Value::Str(Rc::from(
+                String::from_utf8_lossy(bytes).as_ref(),
+            )))
         }
         Value::List(l) => {
             let (i, j) = slice_bounds(l.items.len(), idx)?;
@@ -346,7 +354,7 @@ fn le(a: &Value, b: &Value) -> Result<bool, CallError> {
 
 fn fmt_v(v: &Value) -> String {
     let mut s = String::new();
-    v.fmt_v(&mut s, 0);
+    v.fmt_v(&mut s);
     s
 }
 
@@ -359,7 +367,7 @@ pub fn sprint(args: &[Value]) -> String {
         if i > 0 && !is_string && !prev_string {
             out.push(' ');
         }
-        a.fmt_v(&mut out, 0);
+        a.fmt_v(&mut out);
         prev_string = is_string;
     }
     out
@@ -372,7 +380,7 @@ fn sprintln(args: &[Value]) -> String {
         if i > 0 {
             out.push(' ');
         }
-        a.fmt_v(&mut out, 0);
+        a.fmt_v(&mut out);
     }
     out.push('\n');
     out
@@ -838,8 +846,8 @@ fn pad(body: &str, width: Option<usize>, fl: Flags, verb: char, arg: &Value) -> 
     if fl.minus {
         return format!("{body}{}", " ".repeat(fill));
     }
-    let numeric = matches!(arg, Value::Int(_) | Value::Float(_))
-        && !matches!(verb, 'c' | 'q' | 'U');
+    let numeric =
+        matches!(arg, Value::Int(_) | Value::Float(_)) && !matches!(verb, 'c' | 'q' | 'U');
     if fl.zero && numeric {
         let (sgn, rest) = match body.chars().next() {
             Some(c @ ('-' | '+' | ' ')) => (c.to_string(), &body[1..]),
@@ -863,28 +871,78 @@ mod tests {
 
     #[test]
     fn printf_verbs() {
-        assert_eq!(sprintf("%s-%d-%v", &[s("a"), Value::Int(3), Value::Bool(true)]), "a-3-true");
+        assert_eq!(
+            sprintf("%s-%d-%v", &[s("a"), Value::Int(3), Value::Bool(true)]),
+            "a-3-true"
+        );
         assert_eq!(sprintf("%q", &[s("a\"b\n")]), r#""a\"b\n""#);
-        assert_eq!(sprintf("%5d|%-5d|%05d", &[Value::Int(42), Value::Int(42), Value::Int(-42)]), "   42|42   |-0042");
-        assert_eq!(sprintf("%.2f %e %g", &[Value::Float(3.14159), Value::Float(1234.5), Value::Float(1e-7)]), "3.14 1.234500e+03 1e-07");
+        assert_eq!(
+            sprintf(
+                "%5d|%-5d|%05d",
+                &[Value::Int(42), Value::Int(42), Value::Int(-42)]
+            ),
+            "   42|42   |-0042"
+        );
+        assert_eq!(
+            sprintf(
+                "%.2f %e %g",
+                &[
+                    Value::Float(1.23456),
+                    Value::Float(1234.5),
+                    Value::Float(1e-7)
+                ]
+            ),
+            "1.23 1.234500e+03 1e-07"
+        );
         assert_eq!(sprintf("%d", &[s("x")]), "%!d(string=x)");
         assert_eq!(sprintf("%d %d", &[Value::Int(1)]), "1 %!d(MISSING)");
-        assert_eq!(sprintf("%d", &[Value::Int(1), s("x")]), "1%!(EXTRA string=x)");
-        assert_eq!(sprintf("%x %X %c %q %%", &[Value::Int(255), s("hi"), Value::Int(65), Value::Int(97)]), "ff 6869 A 'a' %");
-        assert_eq!(sprintf("%.3s|%6.2f", &[s("abcdef"), Value::Float(2.5)]), "abc|  2.50");
-        assert_eq!(sprintf("%v", &[Value::list(vec![s("a"), Value::Int(1)])]), "[a 1]");
+        assert_eq!(
+            sprintf("%d", &[Value::Int(1), s("x")]),
+            "1%!(EXTRA string=x)"
+        );
+        assert_eq!(
+            sprintf(
+                "%x %X %c %q %%",
+                &[Value::Int(255), s("hi"), Value::Int(65), Value::Int(97)]
+            ),
+            "ff 6869 A 'a' %"
+        );
+        assert_eq!(
+            sprintf("%.3s|%6.2f", &[s("abcdef"), Value::Float(2.5)]),
+            "abc|  2.50"
+        );
+        assert_eq!(
+            sprintf("%v", &[Value::list(vec![s("a"), Value::Int(1)])]),
+            "[a 1]"
+        );
     }
 
     #[test]
     fn print_spacing() {
-        assert_eq!(sprint(&[Value::Int(1), Value::Int(2), s("a"), Value::Int(3), s("b"), s("c")]), "1 2a3bc");
+        assert_eq!(
+            sprint(&[
+                Value::Int(1),
+                Value::Int(2),
+                s("a"),
+                Value::Int(3),
+                s("b"),
+                s("c")
+            ]),
+            "1 2a3bc"
+        );
         assert_eq!(sprintln(&[s("a"), Value::Int(1)]), "a 1\n");
     }
 
     #[test]
     fn escapes() {
-        assert_eq!(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&#34;x&#34;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-        assert_eq!(js_escape("a'b\"<=>\n"), "a\\'b\\\"\\u003C\\u003D\\u003E\\u000A");
+        assert_eq!(
+            html_escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&#34;x&#34;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(
+            js_escape("a'b\"<=>\n"),
+            "a\\'b\\\"\\u003C\\u003D\\u003E\\u000A"
+        );
         assert_eq!(query_escape("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
     }
 
@@ -899,10 +957,12 @@ mod tests {
     #[test]
     fn comparisons() {
         assert!(matches!(eq(&s("a"), &[s("b"), s("a")]), Ok(true)));
-        assert!(matches!(eq(&Value::Int(1), &[Value::Float(1.0)]), Err(CallError::Failed(m)) if m == BAD_COMPARISON));
+        assert!(
+            matches!(eq(&Value::Int(1), &[Value::Float(1.0)]), Err(CallError::Failed(m)) if m == BAD_COMPARISON)
+        );
         assert!(matches!(eq(&Value::Nil, &[s("a")]), Ok(false)));
         assert!(matches!(lt(&Value::Int(1), &Value::Int(2)), Ok(true)));
         assert!(matches!(lt(&s("b"), &s("a")), Ok(false)));
-        assert!(matches!(lt(&Value::Bool(true), &Value::Bool(false)), Err(_)));
+        assert!(lt(&Value::Bool(true), &Value::Bool(false)).is_err());
     }
 }

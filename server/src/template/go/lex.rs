@@ -359,15 +359,13 @@ impl<'a> Lexer<'a> {
                 '`' => self.lex_raw_quote(),
                 '$' => self.lex_field_or_variable(true),
                 '\'' => self.lex_char(),
-                '.' => {
-                    match self.peek() {
-                        Some(d) if d.is_ascii_digit() => {
-                            self.pos -= 1;
-                            self.lex_number()
-                        }
-                        _ => self.lex_field_or_variable(false),
+                '.' => match self.peek() {
+                    Some(d) if d.is_ascii_digit() => {
+                        self.pos -= 1;
+                        self.lex_number()
                     }
-                }
+                    _ => self.lex_field_or_variable(false),
+                },
                 '+' | '-' | '0'..='9' => {
                     self.pos -= 1;
                     self.lex_number()
@@ -418,8 +416,7 @@ impl<'a> Lexer<'a> {
         }
         // A trim-marked closing delimiter starts with a space: leave it for the delimiter.
         let before = self.pos - 1;
-        if Self::has_right_trim(&self.src[before..]) && self.src[before + 2..].starts_with(RIGHT)
-        {
+        if Self::has_right_trim(&self.src[before..]) && self.src[before + 2..].starts_with(RIGHT) {
             self.pos = before;
             if n == 1 {
                 return SpaceResult::Delim;

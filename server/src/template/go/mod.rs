@@ -11,8 +11,8 @@ pub(crate) mod parse;
 mod value;
 
 pub use exec::{ExecError, Limits};
-pub use funcs::FUNCTIONS;
 pub(crate) use funcs::civil_from_days as funcs_civil_from_days;
+pub use funcs::FUNCTIONS;
 pub use parse::{ParseError, MAX_NESTING};
 pub use value::{Entry, List, ListKind, Map, MapKind, Stringer, StructBuilder, Value};
 
@@ -122,25 +122,49 @@ mod tests {
     #[test]
     fn basics() {
         let d = serde_json::json!({"A": "x", "L": ["a", "b"], "M": {"k": "v", "a": 1}, "E": ""});
-        assert_eq!(run("{{ .A }}-{{ .Missing }}", d.clone()).unwrap(), "x-<no value>");
         assert_eq!(
-            run("{{ range $i, $v := .L }}{{ $i }}={{ $v }};{{ end }}", d.clone()).unwrap(),
+            run("{{ .A }}-{{ .Missing }}", d.clone()).unwrap(),
+            "x-<no value>"
+        );
+        assert_eq!(
+            run(
+                "{{ range $i, $v := .L }}{{ $i }}={{ $v }};{{ end }}",
+                d.clone()
+            )
+            .unwrap(),
             "0=a;1=b;"
         );
         assert_eq!(
-            run("{{ range $k, $v := .M }}{{ $k }}:{{ $v }} {{ end }}", d.clone()).unwrap(),
+            run(
+                "{{ range $k, $v := .M }}{{ $k }}:{{ $v }} {{ end }}",
+                d.clone()
+            )
+            .unwrap(),
             "a:1 k:v "
         );
         assert_eq!(
             run("{{ if .E }}y{{ else if .A }}z{{ end }}", d.clone()).unwrap(),
             "z"
         );
-        assert_eq!(run("{{ with .M }}{{ .k }}{{ end }}", d.clone()).unwrap(), "v");
-        assert_eq!(run("{{ len .L }} {{ index .L 1 }}", d.clone()).unwrap(), "2 b");
-        assert_eq!(run("{{ .M }}", d.clone()).unwrap(), "map[a:1 k:v]");
-        assert_eq!(run("{{ json .M }}", d.clone()).unwrap(), r#"{"a":1,"k":"v"}"#);
         assert_eq!(
-            run("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", d.clone()).unwrap(),
+            run("{{ with .M }}{{ .k }}{{ end }}", d.clone()).unwrap(),
+            "v"
+        );
+        assert_eq!(
+            run("{{ len .L }} {{ index .L 1 }}", d.clone()).unwrap(),
+            "2 b"
+        );
+        assert_eq!(run("{{ .M }}", d.clone()).unwrap(), "map[a:1 k:v]");
+        assert_eq!(
+            run("{{ json .M }}", d.clone()).unwrap(),
+            r#"{"a":1,"k":"v"}"#
+        );
+        assert_eq!(
+            run(
+                "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}",
+                d.clone()
+            )
+            .unwrap(),
             "2"
         );
         assert_eq!(
@@ -152,8 +176,14 @@ mod tests {
             "[x]B"
         );
         assert_eq!(run("{{ .A | printf \"%s!\" }}", d.clone()).unwrap(), "x!");
-        assert_eq!(run("{{ (index .L 0) }}{{ slice .L 1 }}", d.clone()).unwrap(), "a[b]");
-        assert_eq!(run("{{ and 1 0 2 }} {{ or 0 \"\" 3 }}", d.clone()).unwrap(), "0 3");
+        assert_eq!(
+            run("{{ (index .L 0) }}{{ slice .L 1 }}", d.clone()).unwrap(),
+            "a[b]"
+        );
+        assert_eq!(
+            run("{{ and 1 0 2 }} {{ or 0 \"\" 3 }}", d.clone()).unwrap(),
+            "0 3"
+        );
         assert_eq!(run("{{ range 3 }}{{ . }}{{ end }}", d).unwrap(), "012");
     }
 

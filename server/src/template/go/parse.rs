@@ -212,9 +212,7 @@ impl<'a> Parser<'a> {
     fn enter(&mut self) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
-            return Err(self.err(format!(
-                "max nesting depth exceeded (limit {MAX_NESTING})"
-            )));
+            return Err(self.err(format!("max nesting depth exceeded (limit {MAX_NESTING})")));
         }
         Ok(())
     }
@@ -252,7 +250,10 @@ impl<'a> Parser<'a> {
                 if !is_empty_tree(&body) {
                     return Err(self.err_at(
                         pos,
-                        format!("template: multiple definition of template {}", go_quote(&name)),
+                        format!(
+                            "template: multiple definition of template {}",
+                            go_quote(&name)
+                        ),
                     ));
                 }
             }
@@ -319,10 +320,7 @@ impl<'a> Parser<'a> {
                     return Err(self.unexpected(&n, &format!("{{{{{word}}}}}")));
                 }
                 if self.range_depth == 0 {
-                    return Err(self.err_at(
-                        t.pos,
-                        format!("{{{{{word}}}}} outside {{{{range}}}}"),
-                    ));
+                    return Err(self.err_at(t.pos, format!("{{{{{word}}}}} outside {{{{range}}}}")));
                 }
                 return Ok(Item::Node(if word == "break" {
                     Node::Break
@@ -497,10 +495,9 @@ impl<'a> Parser<'a> {
                             }
                         }
                     }
-                    return Err(self.err_at(
-                        next.pos,
-                        format!("too many declarations in {context}"),
-                    ));
+                    return Err(
+                        self.err_at(next.pos, format!("too many declarations in {context}"))
+                    );
                 }
                 _ => {
                     self.i = save;
@@ -657,10 +654,8 @@ impl<'a> Parser<'a> {
             Tok::Dot => arg(ArgKind::Dot, 1),
             Tok::Nil => arg(ArgKind::Nil, 3),
             Tok::Variable(name) => {
-                if !self.vars.iter().any(|v| *v == name) {
-                    return Err(
-                        self.err_at(pos, format!("undefined variable {}", go_quote(&name)))
-                    );
+                if !self.vars.contains(&name) {
+                    return Err(self.err_at(pos, format!("undefined variable {}", go_quote(&name))));
                 }
                 let len = name.len();
                 arg(ArgKind::Variable(vec![name]), len)
@@ -811,9 +806,15 @@ mod tests {
         let e = |s: &str| p(s).unwrap_err().message;
         assert_eq!(e("{{ if .A }}"), "template: :1: unexpected EOF");
         assert_eq!(e("{{ end }}"), "template: :1: unexpected {{end}}");
-        assert_eq!(e("a\n{{ foo }}"), "template: :2: function \"foo\" not defined");
+        assert_eq!(
+            e("a\n{{ foo }}"),
+            "template: :2: function \"foo\" not defined"
+        );
         assert_eq!(e("{{ $x }}"), "template: :1: undefined variable \"$x\"");
-        assert_eq!(e("{{ break }}"), "template: :1: {{break}} outside {{range}}");
+        assert_eq!(
+            e("{{ break }}"),
+            "template: :1: {{break}} outside {{range}}"
+        );
         assert_eq!(e("{{ }}"), "template: :1: missing value for command");
         assert_eq!(e("{{ .A"), "template: :1: unclosed action");
         assert_eq!(
@@ -821,7 +822,10 @@ mod tests {
             "template: :1: non executable command in pipeline stage 2"
         );
         let err = p("x\n  {{ if }}").unwrap_err();
-        assert_eq!((err.line, err.message.as_str()), (2, "template: :2: missing value for if"));
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (2, "template: :2: missing value for if")
+        );
     }
 
     #[test]

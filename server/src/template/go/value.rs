@@ -212,7 +212,9 @@ impl Value {
             serde_json::Value::Array(a) => Value::list(a.iter().map(Value::from_json).collect()),
             serde_json::Value::Object(o) => Value::map(
                 MapKind::Map,
-                o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
                 Stringer::None,
             ),
         }
@@ -253,12 +255,12 @@ impl Value {
     pub fn print_action(&self, out: &mut String) {
         match self {
             Value::Nil => out.push_str("<no value>"),
-            v => v.fmt_v(out, 0),
+            v => v.fmt_v(out),
         }
     }
 
-    /// Go's `%v` formatting. `depth` > 0 for values nested in containers.
-    pub fn fmt_v(&self, out: &mut String, depth: usize) {
+    /// Go's `%v` formatting.
+    pub fn fmt_v(&self, out: &mut String) {
         match self {
             Value::Nil => out.push_str("<nil>"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -269,7 +271,7 @@ impl Value {
             Value::Str(s) => out.push_str(s),
             Value::List(l) => match l.kind {
                 ListKind::Json => self.marshal_json_into(out),
-                ListKind::PropertyType if l.items.len() == 1 => l.items[0].fmt_v(out, depth + 1),
+                ListKind::PropertyType if l.items.len() == 1 => l.items[0].fmt_v(out),
                 ListKind::PropertyType if l.items.is_empty() => {}
                 _ => {
                     out.push('[');
@@ -277,7 +279,7 @@ impl Value {
                         if i > 0 {
                             out.push(' ');
                         }
-                        item.fmt_v(out, depth + 1);
+                        item.fmt_v(out);
                     }
                     out.push(']');
                 }
@@ -303,7 +305,7 @@ impl Value {
                             if i > 0 {
                                 out.push(' ');
                             }
-                            e.value.fmt_v(out, depth + 1);
+                            e.value.fmt_v(out);
                         }
                         out.push('}');
                     }
@@ -317,7 +319,7 @@ impl Value {
                             }
                             out.push_str(&e.key);
                             out.push(':');
-                            e.value.fmt_v(out, depth + 1);
+                            e.value.fmt_v(out);
                         }
                         out.push(']');
                     }
@@ -585,7 +587,11 @@ fn non_finite(f: f64) -> Option<String> {
     if f.is_nan() {
         Some("NaN".into())
     } else if f.is_infinite() {
-        Some(if f > 0.0 { "+Inf".into() } else { "-Inf".into() })
+        Some(if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        })
     } else {
         None
     }
@@ -657,7 +663,7 @@ mod tests {
         assert_eq!(json_float(0.5).unwrap(), "0.5");
         assert_eq!(json_float(-0.000001).unwrap(), "-0.000001");
         assert!(json_float(f64::NAN).is_none());
-        assert_eq!(format_float_f(3.14159, Some(2)), "3.14");
+        assert_eq!(format_float_f(1.23456, Some(2)), "1.23");
         assert_eq!(format_float_e(1234.5, Some(2), false), "1.23e+03");
         assert_eq!(format_float_g(1234.5678, Some(3), false), "1.23e+03");
         assert_eq!(format_float_g(0.5, Some(3), false), "0.5");
@@ -680,7 +686,7 @@ mod tests {
         );
         assert_eq!(m.marshal_json(), r#"{"a":"x","b":1}"#);
         let mut s = String::new();
-        m.fmt_v(&mut s, 0);
+        m.fmt_v(&mut s);
         assert_eq!(s, "map[a:x b:1]");
         let st = StructBuilder::new("T")
             .json_field("Z", "z", false, Value::Int(1))
