@@ -158,6 +158,38 @@ pub fn geglu(a: &mut [f32], b: &[f32]) {
     (kern().geglu)(a, b)
 }
 
+/// `a = gelu(a) · b` the way llama.cpp's CPU backend computes it: GELU looked up
+/// in a table indexed by the f16 of `a` and stored as f16 (ggml's `GGML_GELU_FP16`),
+/// exact outside (-10, 10). Coarser than [`geglu`], but models tuned against
+/// llama.cpp (and its reference outputs) see these values.
+pub fn geglu_f16_table(a: &mut [f32], b: &[f32]) {
+    same_len(a.len(), b.len(), "geglu_f16_table");
+    let table = gelu_f16_table();
+    for (v, &g) in a.iter_mut().zip(b) {
+        let x = *v;
+        *v = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * g
+        } else {
+            table[half::f16::from_f32(x).to_bits() as usize].to_f32() * g
+        };
+    }
+}
+
+/// `f16(gelu(x))` for every f16 bit pattern `x`, built once (128 KiB).
+fn gelu_f16_table() -> &'static [half::f16] {
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| {
+                let x = half::f16::from_bits(bits).to_f32();
+                half::f16::from_f32(reference::gelu1(x))
+            })
+            .collect()
+    })
+}
+
 /// Exact GELU, `0.5x(1 + erf(x/√2))` (ggml `gelu_erf`).
 pub fn gelu_erf(x: &mut [f32]) {
     reference::gelu_erf(x)
@@ -1330,5 +1362,39 @@ mod tests {
     #[should_panic(expected = "n_rot 3 must be even")]
     fn odd_rope_panics() {
         Rope::new(3, 10000.0, 1.0, RopeStyle::Neox);
+    }
+
+    #[test]
+    fn geglu_f16_table_is_gelu_of_the_f16_input_rounded_to_f16() {
+        let gelu64 = |x: f64| {
+            0.5 * x
+                * (1.0
+                    + ((2.0 / std::f64::consts::PI).sqrt() * x * (1.0 + 0.044715 * x * x)).tanh())
+        };
+        let mut rng = crate::testutil::Rng::new(5);
+        let x: Vec<f32> = (0..4000).map(|_| rng.range(-12.0, 12.0)).collect();
+        let g: Vec<f32> = (0..4000).map(|_| rng.range(-2.0, 2.0)).collect();
+        let mut y = x.clone();
+        geglu_f16_table(&mut y, &g);
+        for i in 0..x.len() {
+            let want = if x[i] <= -10.0 {
+                0.0
+            } else if x[i] >= 10.0 {
+                x[i] as f64 * g[i] as f64
+            } else {
+                let xin = half::f16::from_f32(x[i]).to_f64();
+                half::f16::from_f64(gelu64(xin)).to_f64() * g[i] as f64
+            };
+            // The table holds f16(gelu) computed in f32: at most one f16 ulp from the
+            // f64 value rounded to f16 (the f32 product with g adds ~1e-7).
+            let ulp = (want.abs() / g[i].abs().max(1e-30) as f64 / 1024.0).max(6e-8);
+            assert!(
+                (y[i] as f64 - want).abs() <= ulp * g[i].abs() as f64 + 1e-6,
+                "x={} g={} got {} want {want}",
+                x[i],
+                g[i],
+                y[i]
+            );
+        }
     }
 }

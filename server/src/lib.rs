@@ -4,4 +4,8 @@
 //! - `modelfile`: the Modelfile language (parse, render back).
 //! - `template`: Go `text/template` (Ollama TEMPLATE) and GGUF Jinja chat templates.
 
+pub mod create;
+pub mod modelfile;
+pub mod show;
+pub mod store;
 pub mod template;

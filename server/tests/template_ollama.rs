@@ -5,7 +5,7 @@
 
 use ferrite_server::template::{
     chat_messages, collate, render_chat, render_chat_truncated, render_generate, GenerateInput,
-    Message, Template, TemplateError, Think, Tool, ToolCall, ToolCallFunction,
+    Message, Template, TemplateError, Think, Tool, ToolArguments, ToolCall, ToolCallFunction,
 };
 
 const SYS: &str = "You are a helpful assistant.";
@@ -280,30 +280,22 @@ fn generate_with_system_suffix_and_raw() {
 }
 
 fn weather_tool() -> Tool {
-    serde_json::from_value(serde_json::json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Get the weather",
-            "parameters": {
-                "type": "object",
-                "required": ["city"],
-                "properties": {
-                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                    "city": {"type": "string", "description": "The city <name>"},
-                    "when": {"type": ["string", "null"]}
-                }
-            }
-        }
-    }))
+    // From text, not json!(): a serde_json::Value would sort the keys.
+    serde_json::from_str(
+        r#"{"type": "function", "function": {"name": "get_weather", "description": "Get the weather",
+            "parameters": {"type": "object", "required": ["city"], "properties": {
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                "city": {"type": "string", "description": "The city <name>"},
+                "when": {"type": ["string", "null"]}}}}}"#,
+    )
     .unwrap()
 }
 
 fn tool_chat() -> Vec<Message> {
     let mut call = msg("assistant", "");
-    let mut args = serde_json::Map::new();
-    args.insert("unit".into(), "celsius".into());
-    args.insert("city".into(), "Tokyo".into());
+    let mut args = ToolArguments::default();
+    args.insert("unit", "celsius".into());
+    args.insert("city", "Tokyo".into());
     call.tool_calls = vec![ToolCall {
         id: "call_1".into(),
         function: ToolCallFunction {
@@ -554,22 +546,19 @@ fn api_types_match_the_wire_format() {
         serde_json::to_string(&m).unwrap(),
         r#"{"role":"assistant","content":"","tool_calls":[{"function":{"index":0,"name":"f","arguments":{"b":1,"a":2}}}]}"#
     );
-    let t = weather_tool();
-    let back = serde_json::to_value(&t).unwrap();
-    let keys: Vec<&String> = back["function"]["parameters"]["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .collect();
-    assert_eq!(keys, ["unit", "city", "when"]);
+    // Tools serialize in the client's property order, `type` as given (string or list).
     assert_eq!(
-        back["function"]["parameters"]["properties"]["when"]["type"],
-        serde_json::json!(["string", "null"])
+        serde_json::to_string(&weather_tool()).unwrap(),
+        r#"{"type":"function","function":{"name":"get_weather","description":"Get the weather","parameters":{"type":"object","properties":{"unit":{"type":"string","enum":["celsius","fahrenheit"]},"city":{"type":"string","description":"The city <name>"},"when":{"type":["string","null"]}},"required":["city"]}}}"#
     );
+    let a: ToolArguments = serde_json::from_str(r#"{"z":1,"a":{"y":2,"b":3},"z":4}"#).unwrap();
     assert_eq!(
-        back["function"]["parameters"]["properties"]["unit"]["type"],
-        serde_json::json!("string")
+        serde_json::to_string(&a).unwrap(),
+        r#"{"z":4,"a":{"b":3,"y":2}}"#
     );
+    let a: ToolArguments = serde_json::from_str("null").unwrap();
+    assert!(a.is_empty());
+    assert!(serde_json::from_str::<ToolArguments>("[1]").is_err());
     let think: Option<Think> = serde_json::from_str("\"high\"").unwrap();
     assert_eq!(think, Some(Think::Level("high".into())));
     let e = serde_json::from_str::<Think>("\"extreme\"")

@@ -12,7 +12,7 @@ use minijinja::value::{Kwargs, Value as MjValue, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
 
 use super::go::funcs_civil_from_days;
-use super::types::{Message, Tool};
+use super::types::{Message, Tool, ToolProperties, ToolProperty};
 use super::TemplateError;
 
 /// The GGUF key holding the chat template.
@@ -198,15 +198,7 @@ impl ChatTemplate {
         let tools = if opts.tools.is_empty() {
             MjValue::from(())
         } else {
-            MjValue::from(
-                opts.tools
-                    .iter()
-                    .map(|t| match serde_json::to_value(t) {
-                        Ok(v) => json_to_value(&v),
-                        Err(_) => MjValue::from(()),
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            MjValue::from(opts.tools.iter().map(tool_value).collect::<Vec<_>>())
         };
         ctx.push(("tools".into(), tools));
         ctx.push((
@@ -276,12 +268,19 @@ fn message_value(m: &Message) -> MjValue {
                     c.push(("id", MjValue::from(tc.id.as_str())));
                 }
                 c.push(("type", MjValue::from("function")));
-                let args = serde_json::Value::Object(tc.function.arguments.clone());
+                let args = MjValue::from_pairs(
+                    tc.function
+                        .arguments
+                        .0
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), json_to_value(v)))
+                        .collect::<Vec<_>>(),
+                );
                 c.push((
                     "function",
                     MjValue::from_pairs(vec![
                         ("name", MjValue::from(tc.function.name.as_str())),
-                        ("arguments", json_to_value(&args)),
+                        ("arguments", args),
                     ]),
                 ));
                 MjValue::from_pairs(c)
@@ -296,6 +295,92 @@ fn message_value(m: &Message) -> MjValue {
         pairs.push(("tool_call_id", MjValue::from(m.tool_call_id.as_str())));
     }
     MjValue::from_pairs(pairs)
+}
+
+/// A tool as the client sent it (the key order of ferrite's serialization), built
+/// directly: a detour through `serde_json::Value` would sort the keys.
+fn tool_value(t: &Tool) -> MjValue {
+    let p = &t.function.parameters;
+    let mut params: Vec<(&str, MjValue)> = vec![("type", MjValue::from(p.kind.as_str()))];
+    if let Some(d) = &p.defs {
+        params.push(("$defs", json_to_value(d)));
+    }
+    if let Some(i) = &p.items {
+        params.push(("items", json_to_value(i)));
+    }
+    if let Some(props) = &p.properties {
+        params.push(("properties", properties_value(props)));
+    }
+    if !p.required.is_empty() {
+        params.push(("required", strings_value(&p.required)));
+    }
+    let mut function: Vec<(&str, MjValue)> =
+        vec![("name", MjValue::from(t.function.name.as_str()))];
+    if !t.function.description.is_empty() {
+        function.push((
+            "description",
+            MjValue::from(t.function.description.as_str()),
+        ));
+    }
+    function.push(("parameters", MjValue::from_pairs(params)));
+    let mut tool: Vec<(&str, MjValue)> = vec![("type", MjValue::from(t.kind.as_str()))];
+    if let Some(i) = &t.items {
+        tool.push(("items", json_to_value(i)));
+    }
+    tool.push(("function", MjValue::from_pairs(function)));
+    MjValue::from_pairs(tool)
+}
+
+fn strings_value(v: &[String]) -> MjValue {
+    MjValue::from(
+        v.iter()
+            .map(|s| MjValue::from(s.as_str()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn properties_value(props: &ToolProperties) -> MjValue {
+    MjValue::from_pairs(
+        props
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), property_value(v)))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn property_value(p: &ToolProperty) -> MjValue {
+    let mut out: Vec<(&str, MjValue)> = Vec::new();
+    if !p.any_of.is_empty() {
+        out.push((
+            "anyOf",
+            MjValue::from(p.any_of.iter().map(property_value).collect::<Vec<_>>()),
+        ));
+    }
+    match p.kind.0.as_slice() {
+        [] => {}
+        [one] => out.push(("type", MjValue::from(one.as_str()))),
+        many => out.push(("type", strings_value(many))),
+    }
+    if let Some(i) = &p.items {
+        out.push(("items", json_to_value(i)));
+    }
+    if !p.description.is_empty() {
+        out.push(("description", MjValue::from(p.description.as_str())));
+    }
+    if !p.enum_values.is_empty() {
+        out.push((
+            "enum",
+            MjValue::from(p.enum_values.iter().map(json_to_value).collect::<Vec<_>>()),
+        ));
+    }
+    if let Some(ps) = &p.properties {
+        out.push(("properties", properties_value(ps)));
+    }
+    if !p.required.is_empty() {
+        out.push(("required", strings_value(&p.required)));
+    }
+    MjValue::from_pairs(out)
 }
 
 fn json_to_value(v: &serde_json::Value) -> MjValue {

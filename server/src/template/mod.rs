@@ -26,7 +26,7 @@ pub use ollama::{
     tag_images, ChatPrompt, GenerateInput, Template, Values, DEFAULT_TEMPLATE,
 };
 pub use types::{
-    Message, PropertyType, Think, Tool, ToolCall, ToolCallFunction, ToolFunction,
+    Message, PropertyType, Think, Tool, ToolArguments, ToolCall, ToolCallFunction, ToolFunction,
     ToolFunctionParameters, ToolProperties, ToolProperty, THINK_LEVELS,
 };
 

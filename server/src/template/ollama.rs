@@ -346,6 +346,7 @@ fn messages_value(messages: &[Message]) -> Value {
                         MapKind::Map,
                         tc.function
                             .arguments
+                            .0
                             .iter()
                             .map(|(k, v)| (k.clone(), Value::from_json(v)))
                             .collect(),

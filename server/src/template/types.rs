@@ -93,15 +93,76 @@ pub struct ToolCallFunction {
     pub index: i64,
     #[serde(default, deserialize_with = "null_string")]
     pub name: String,
-    /// A JSON object; key order is preserved (serde_json's `preserve_order`).
-    #[serde(default, deserialize_with = "null_object")]
-    pub arguments: serde_json::Map<String, serde_json::Value>,
+    /// A JSON object, in the order given.
+    #[serde(default)]
+    pub arguments: ToolArguments,
 }
 
-fn null_object<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
-    Ok(Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?.unwrap_or_default())
+/// Tool-call arguments: a JSON object that keeps its keys in the order they were given
+/// (the API preserves it; Go templates see them sorted). Nested objects are plain
+/// `serde_json` values. `null` reads as empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ToolArguments(pub Vec<(String, serde_json::Value)>);
+
+impl ToolArguments {
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets a key, keeping the position of an existing one.
+    pub fn insert(&mut self, key: impl Into<String>, value: serde_json::Value) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for ToolArguments {
+    fn from(m: serde_json::Map<String, serde_json::Value>) -> ToolArguments {
+        ToolArguments(m.into_iter().collect())
+    }
+}
+
+impl Serialize for ToolArguments {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolArguments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ToolArguments;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of arguments")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ToolArguments, E> {
+                Ok(ToolArguments::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ToolArguments, E> {
+                Ok(ToolArguments::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ToolArguments, A::Error> {
+                let mut out = ToolArguments::default();
+                while let Some((k, v)) = a.next_entry::<String, serde_json::Value>()? {
+                    out.insert(k, v);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A tool the model may call (request `tools`).
