@@ -8,3 +8,4 @@ pub mod create;
 pub mod modelfile;
 pub mod show;
 pub mod store;
+pub mod template;
