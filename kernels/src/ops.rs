@@ -227,14 +227,15 @@ pub enum RopeStyle {
 
 /// Rotary position embedding over `[n_heads × head_dim]` rows: the first `n_rot`
 /// dimensions of each head are rotated by `θ_i = freq_scale · pos · base^(-2i/n_rot)`,
-/// the rest are left as they are. Angles are computed in f64 (ggml accumulates
-/// them in f32, which drifts by ~1e-4 rad at long positions).
+/// the rest are left as they are. Angles follow ggml exactly (f32 `θ` multiplied by
+/// `powf(base, -2/n_rot)` pair after pair, then `cosf`/`sinf`): at long positions that
+/// drifts ~1e-4 rad from the exact angle, but it is what llama.cpp-tuned outputs see.
 #[derive(Debug, Clone)]
 pub struct Rope {
     n_rot: usize,
     style: RopeStyle,
-    /// `freq_scale · base^(-2i/n_rot)` for each pair.
-    freqs: Vec<f64>,
+    freq_scale: f32,
+    theta_scale: f32,
 }
 
 impl Rope {
@@ -244,13 +245,11 @@ impl Rope {
             n_rot > 0 && n_rot.is_multiple_of(2),
             "rope: n_rot {n_rot} must be even"
         );
-        let freqs = (0..n_rot / 2)
-            .map(|i| freq_scale as f64 * (freq_base as f64).powf(-2.0 * i as f64 / n_rot as f64))
-            .collect();
         Rope {
             n_rot,
             style,
-            freqs,
+            freq_scale,
+            theta_scale: freq_base.powf(-2.0 / n_rot as f32),
         }
     }
 
@@ -261,15 +260,17 @@ impl Rope {
     /// `(cos θ_i, sin θ_i)` for `pos`, to share between Q and K via [`Rope::apply_cached`].
     pub fn cos_sin(&self, pos: usize, out: &mut Vec<(f32, f32)>) {
         out.clear();
-        out.extend(self.freqs.iter().map(|&f| {
-            let (s, c) = (pos as f64 * f).sin_cos();
-            (c as f32, s as f32)
-        }));
+        let mut theta = pos as f32;
+        for _ in 0..self.n_rot / 2 {
+            let t = self.freq_scale * theta;
+            out.push((t.cos(), t.sin()));
+            theta *= self.theta_scale;
+        }
     }
 
     /// Rotate every head of `x` (`x.len() / head_dim` heads) for `pos`.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
-        let mut cs = Vec::with_capacity(self.freqs.len());
+        let mut cs = Vec::with_capacity(self.n_rot / 2);
         self.cos_sin(pos, &mut cs);
         self.apply_cached(x, head_dim, &cs);
     }
@@ -1312,9 +1313,19 @@ mod tests {
                     for h in 0..heads {
                         let xs = &x[h * head_dim..(h + 1) * head_dim];
                         let ys = &y[h * head_dim..(h + 1) * head_dim];
+                        // ggml's angles: f32 θ multiplied pair after pair (the rotation
+                        // itself is then checked in f64).
+                        let theta_scale = 10000f32.powf(-2.0 / n_rot as f32);
+                        let mut theta32 = pos as f32;
                         for i in 0..n_rot / 2 {
-                            let theta =
+                            let theta = (0.5 * theta32) as f64;
+                            theta32 *= theta_scale;
+                            let exact =
                                 0.5 * pos as f64 * 10000f64.powf(-2.0 * i as f64 / n_rot as f64);
+                            assert!(
+                                (theta - exact).abs() <= 1e-6 * exact.max(1.0) * (i + 1) as f64,
+                                "angle drift {theta} vs {exact}"
+                            );
                             let (a, b) = match style {
                                 RopeStyle::Normal => (2 * i, 2 * i + 1),
                                 RopeStyle::Neox => (i, i + n_rot / 2),

@@ -204,6 +204,8 @@ impl Model {
                 ],
             );
             trace("Vcur", il, &v);
+            trace("Qcur_mm", il, &q);
+            trace("Kcur_mm", il, &k);
             for (buf, bias) in [
                 (&mut q, &layer.bq),
                 (&mut k, &layer.bk),
