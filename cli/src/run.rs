@@ -30,7 +30,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Duration to keep a model loaded (e.g. 5m)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub keepalive: Option<String>,
     /// Show timings for response
     #[arg(long)]
