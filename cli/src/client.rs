@@ -171,7 +171,8 @@ impl Client {
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| ApiError::Other(format!("invalid JSON from server: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| ApiError::Other(format!("invalid JSON from server: {e}")))
     }
 
     pub fn get(&self, path: &str) -> Result<Value, ApiError> {
@@ -206,14 +207,14 @@ impl Client {
             }
         });
         loop {
+            // Checked before every chunk too: a fast stream never times out.
+            if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                return Ok(StreamEnd::Cancelled);
+            }
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(Ok(chunk)) => on_chunk(&chunk).map_err(ApiError::Other)?,
                 Ok(Err(e)) => return Err(e),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
-                        return Ok(StreamEnd::Cancelled);
-                    }
-                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(StreamEnd::Finished),
             }
         }
@@ -264,7 +265,11 @@ impl Client {
             }
             let v: Value = serde_json::from_str(text)
                 .map_err(|e| ApiError::Other(format!("unmarshal: {e}")))?;
-            if let Some(err) = v.get("error").and_then(Value::as_str).filter(|e| !e.is_empty()) {
+            if let Some(err) = v
+                .get("error")
+                .and_then(Value::as_str)
+                .filter(|e| !e.is_empty())
+            {
                 return Err(ApiError::Stream(err.to_string()));
             }
             if !emit(v) {
@@ -275,7 +280,12 @@ impl Client {
 
     /// `ollama create`'s blob upload: `HEAD /api/blobs/<digest>`, and on 404 a
     /// `POST` of the file (its size as Content-Length). `sent` counts bytes read.
-    pub fn create_blob(&self, digest: &str, path: &Path, sent: Arc<AtomicU64>) -> Result<(), ApiError> {
+    pub fn create_blob(
+        &self,
+        digest: &str,
+        path: &Path,
+        sent: Arc<AtomicU64>,
+    ) -> Result<(), ApiError> {
         let route = format!("/api/blobs/{digest}");
         match self.request("HEAD", &route, None) {
             Ok(_) => {

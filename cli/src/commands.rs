@@ -269,7 +269,11 @@ pub fn show_info(resp: &Value, verbose: bool) -> String {
         rows.push(row(&["", "architecture", str_of(&details, "family")]));
         rows.push(row(&["", "parameters", str_of(&details, "parameter_size")]));
     }
-    rows.push(row(&["", "quantization", str_of(&details, "quantization_level")]));
+    rows.push(row(&[
+        "",
+        "quantization",
+        str_of(&details, "quantization_level"),
+    ]));
     if !str_of(resp, "requires").is_empty() {
         rows.push(row(&["", "requires", str_of(resp, "requires")]));
     }
@@ -470,9 +474,7 @@ impl ProgressView {
                     } else {
                         status.to_string()
                     };
-                    let id = self
-                        .progress
-                        .bar(&label, int_of(chunk, "total"), completed);
+                    let id = self.progress.bar(&label, int_of(chunk, "total"), completed);
                     self.bars.push((digest.to_string(), id));
                     id
                 }
@@ -564,7 +566,8 @@ pub fn create(
             if !path.exists() {
                 return Err("specified Modelfile wasn't found".into());
             }
-            let bytes = std::fs::read(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
             let dir = path.parent().map(Path::to_path_buf).unwrap_or(cwd);
             (bytes, dir)
         }
@@ -623,7 +626,9 @@ fn upload(client: &Client, progress: &Progress, path: &Path, digest: &str) -> Re
         let worker = scope.spawn(|| client.create_blob(digest, path, sent.clone()));
         while !worker.is_finished() {
             std::thread::sleep(Duration::from_millis(60));
-            let pct = (sent.load(Ordering::SeqCst) * 100).checked_div(size).unwrap_or(100);
+            let pct = (sent.load(Ordering::SeqCst) * 100)
+                .checked_div(size)
+                .unwrap_or(100);
             progress.set_message(id, &format!("copying file {digest} {}%", pct.min(100)));
         }
         worker
@@ -678,7 +683,9 @@ pub fn signin(client: &Client) -> Result<String, ApiError> {
 pub fn signout(client: &Client) -> Result<String, ApiError> {
     match client.post("/api/signout", &Value::Object(Map::new())) {
         Ok(_) => Ok("You have signed out of ollama.com\n\n".into()),
-        Err(ApiError::Status { code: 401, .. }) => Ok("You are not signed in to ollama.com\n\n".into()),
+        Err(ApiError::Status { code: 401, .. }) => {
+            Ok("You are not signed in to ollama.com\n\n".into())
+        }
         Err(e) => Err(e),
     }
 }
@@ -739,6 +746,9 @@ mod tests {
             verbose.contains("    tokenizer.ggml.tokens      [a b c ...+3 more]"),
             "{verbose}"
         );
-        assert!(verbose.contains("    general.parameter_count    3.212749888e+09"), "{verbose}");
+        assert!(
+            verbose.contains("    general.parameter_count    3.212749888e+09"),
+            "{verbose}"
+        );
     }
 }

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 
 /// The value of `key`, trimmed of surrounding spaces and then quotes.
 pub fn var(key: &str) -> String {
-    std::env::var(key)
-        .map(|v| clean(&v))
-        .unwrap_or_default()
+    std::env::var(key).map(|v| clean(&v)).unwrap_or_default()
 }
 
 fn clean(v: &str) -> String {
@@ -23,11 +21,7 @@ pub fn bool_var(key: &str) -> bool {
 }
 
 pub fn parse_bool_loose(v: &str) -> bool {
-    match v {
-        "" => false,
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
-        _ => true,
-    }
+    !matches!(v, "" | "0" | "f" | "F" | "FALSE" | "false" | "False")
 }
 
 /// Where `OLLAMA_HOST` points: scheme, host, port and an optional base path.
@@ -175,7 +169,10 @@ mod tests {
         assert_eq!(url("example.com:56789"), "http://example.com:56789");
         assert_eq!(url("http://example.com"), "http://example.com:80");
         assert_eq!(url("https://example.com"), "https://example.com:443");
-        assert_eq!(url("https://example.com:8443/ollama/"), "https://example.com:8443/ollama");
+        assert_eq!(
+            url("https://example.com:8443/ollama/"),
+            "https://example.com:8443/ollama"
+        );
         assert_eq!(url("[::1]:11434"), "http://[::1]:11434");
         assert_eq!(url("::1"), "http://[::1]:11434");
         assert_eq!(url("[::1]"), "http://[::1]:11434");

@@ -78,8 +78,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i128> {
         return None;
     }
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -440,7 +439,10 @@ impl Table {
         let mut out = String::new();
         if let Some(h) = header {
             for (i, cell) in h.iter().enumerate() {
-                out.push_str(&pad_right(cell.first().map_or("", String::as_str), widths[i]));
+                out.push_str(&pad_right(
+                    cell.first().map_or("", String::as_str),
+                    widths[i],
+                ));
                 out.push_str(if i + 1 == ncols { " " } else { self.padding });
             }
             out.push('\n');
@@ -714,7 +716,10 @@ mod tests {
         assert_eq!(at("2025-02-20T12:00:00Z"), "2 months ago");
         assert_eq!(at("2022-05-20T12:00:00Z"), "3 years ago");
         // Offsets are honoured: 05:00-07:00 is 12:00Z.
-        assert_eq!(at("2025-05-20T04:59:59.123456789-07:00"), "Less than a second ago");
+        assert_eq!(
+            at("2025-05-20T04:59:59.123456789-07:00"),
+            "Less than a second ago"
+        );
         assert_eq!(at("2025-05-20T12:04:00.5Z"), "4 minutes from now");
         assert_eq!(at("2318-01-01T00:00:00Z"), "Forever");
         assert_eq!(at("0001-01-01T00:00:00Z"), "Never");
@@ -756,7 +761,10 @@ mod tests {
             parse_go_duration("abc"),
             Err("time: invalid duration \"abc\"".into())
         );
-        assert_eq!(parse_go_duration(""), Err("time: invalid duration \"\"".into()));
+        assert_eq!(
+            parse_go_duration(""),
+            Err("time: invalid duration \"\"".into())
+        );
         assert!(parse_go_duration("9999999999h").is_err());
     }
 
@@ -796,7 +804,10 @@ mod tests {
     #[test]
     fn table_wraps_wide_cells() {
         let mut t = Table::new(None);
-        t.row(vec!["".into(), "aaa bbb ccc ddd eee fff ggg hhh iii jjj".into()]);
+        t.row(vec![
+            "".into(),
+            "aaa bbb ccc ddd eee fff ggg hhh iii jjj".into(),
+        ]);
         // 39 columns > 30: wrapped at minimum raggedness (the last line is free),
         // the column 30 wide; the empty first cell's missing line is two spaces.
         assert_eq!(

@@ -233,7 +233,10 @@ fn dispatch(cli: Cli) -> Result<(), String> {
                 return Err("only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can be specified".into());
             }
             let c = connect()?;
-            print!("{}", commands::show(&c, &model, picked.first().copied(), verbose)?);
+            print!(
+                "{}",
+                commands::show(&c, &model, picked.first().copied(), verbose)?
+            );
             Ok(())
         }
         Command::Run(args) => run::run(&args),

@@ -307,7 +307,7 @@ impl Progress {
             if tty {
                 draw(i);
                 if i.drawn > 0 {
-                    eprint!("\n");
+                    eprintln!();
                 }
             } else {
                 for (k, s) in i.states.iter().enumerate() {

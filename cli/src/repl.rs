@@ -8,11 +8,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use rustyline::completion::Completer;
+use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hint, Hinter};
 use rustyline::history::FileHistory;
 use rustyline::validate::Validator;
-use rustyline::error::ReadlineError;
 use rustyline::{Context, Editor, Helper};
 use serde_json::{json, Value};
 
@@ -295,8 +295,9 @@ fn repl(s: &mut Session, source: &mut dyn LineSource) -> Result<(), String> {
                 return Ok(());
             }
             Input::Interrupted(empty) => {
+                // The line editor has already ended the line.
                 if empty {
-                    println!("\nUse Ctrl + d or /bye to exit.");
+                    println!("Use Ctrl + d or /bye to exit.");
                 }
                 alt = false;
                 sb.clear();
@@ -663,7 +664,12 @@ fn show(s: &mut Session, line: &str) -> Result<(), String> {
             return Err(e.to_string());
         }
     };
-    let field = |k: &str| resp.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let field = |k: &str| {
+        resp.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     match what {
         "info" => eprint!("{}", commands::show_info(&resp, false)),
         "license" => match field("license") {

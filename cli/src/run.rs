@@ -106,7 +106,9 @@ impl Session {
         match self.format.as_str() {
             "" => None,
             "json" => Some(Value::String("json".into())),
-            other => Some(serde_json::from_str(other).unwrap_or_else(|_| Value::String(other.into()))),
+            other => {
+                Some(serde_json::from_str(other).unwrap_or_else(|_| Value::String(other.into())))
+            }
         }
     }
 
@@ -184,7 +186,11 @@ impl Session {
             Some(&self.cancel),
             &mut |chunk| {
                 let msg = chunk.get("message").cloned().unwrap_or(Value::Null);
-                if let Some(r) = msg.get("role").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+                if let Some(r) = msg
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .filter(|r| !r.is_empty())
+                {
                     role = r.to_string();
                 }
                 let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
@@ -382,7 +388,11 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     client.heartbeat()?;
 
     let think = args.think.as_deref().map(parse_think).transpose()?;
-    let keep_alive = args.keepalive.as_deref().map(parse_keep_alive).transpose()?;
+    let keep_alive = args
+        .keepalive
+        .as_deref()
+        .map(parse_keep_alive)
+        .transpose()?;
     let forced = forced_interactive();
 
     let mut interactive = true;
@@ -597,7 +607,10 @@ pub fn extract_file_data(input: &str) -> Result<(String, Vec<String>), String> {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                eprintln!("Couldn't process image: {}", server::store::go_quote(&e.to_string()));
+                eprintln!(
+                    "Couldn't process image: {}",
+                    server::store::go_quote(&e.to_string())
+                );
                 return Err(e.to_string());
             }
         };
@@ -625,7 +638,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -677,7 +694,10 @@ mod tests {
             extract_file_names("what is in /tmp/a b.png and ./c.JPG? not d.png"),
             ["/tmp/a b.png", "./c.JPG"]
         );
-        assert_eq!(unescape_path("/tmp/my\\ pic\\(1\\).png"), "/tmp/my pic(1).png");
+        assert_eq!(
+            unescape_path("/tmp/my\\ pic\\(1\\).png"),
+            "/tmp/my pic(1).png"
+        );
         let dir = std::env::temp_dir().join(format!("ferrite-cli-img-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let png = dir.join("x.png");

@@ -7,33 +7,45 @@ use cli_fake::{show_llama, Fake, Reply};
 use serde_json::json;
 
 fn not_found(model: &str) -> Reply {
-    Reply::Json(404, json!({ "error": format!("model '{model}' not found") }))
+    Reply::Json(
+        404,
+        json!({ "error": format!("model '{model}' not found") }),
+    )
 }
 
 #[test]
 fn list_table_and_prefix_filter() {
     let fake = Fake::start(|r| match (r.method.as_str(), r.path.as_str()) {
-        ("GET", "/api/tags") => Reply::Json(200, json!({"models": [
-            {"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 2019393189i64,
-             "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-             "modified_at": "2000-01-01T00:00:00Z", "details": {}},
-            {"name": "SmolLM2:135m", "model": "SmolLM2:135m", "size": 270000000,
-             "digest": "9077fe9d2ae1a4a3a7d6c0c7c1d4b1e0000000000000000000000000000000000",
-             "modified_at": "2001-01-01T00:00:00Z", "details": {}}
-        ]})),
+        ("GET", "/api/tags") => Reply::Json(
+            200,
+            json!({"models": [
+                {"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 2019393189i64,
+                 "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                 "modified_at": "2000-01-01T00:00:00Z", "details": {}},
+                {"name": "SmolLM2:135m", "model": "SmolLM2:135m", "size": 270000000,
+                 "digest": "9077fe9d2ae1a4a3a7d6c0c7c1d4b1e0000000000000000000000000000000000",
+                 "modified_at": "2001-01-01T00:00:00Z", "details": {}}
+            ]}),
+        ),
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["list"], "");
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
-    assert_eq!(lines[0], "NAME               ID              SIZE      MODIFIED     ");
+    assert_eq!(
+        lines[0],
+        "NAME               ID              SIZE      MODIFIED     "
+    );
     assert!(
         lines[1].starts_with("llama3.2:latest    a80c4f17acd5    2.0 GB    2"),
         "{out:?}"
     );
     assert!(lines[1].trim_end().ends_with("years ago"), "{out:?}");
-    assert!(lines[2].starts_with("SmolLM2:135m       9077fe9d2ae1    270 MB    "), "{out:?}");
+    assert!(
+        lines[2].starts_with("SmolLM2:135m       9077fe9d2ae1    270 MB    "),
+        "{out:?}"
+    );
 
     // `ls` is `list`; the prefix filter ignores case.
     let out = fake.run(&["ls", "smol"], "");
@@ -46,17 +58,20 @@ fn list_table_and_prefix_filter() {
 #[test]
 fn ps_table() {
     let fake = Fake::start(|r| match r.path.as_str() {
-        "/api/ps" => Reply::Json(200, json!({"models": [
-            {"name": "mistral:latest", "model": "mistral:latest", "size": 5137025024i64,
-             "size_vram": 5137025024i64, "digest": "2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8",
-             "expires_at": "2040-01-01T00:00:00Z", "context_length": 4096, "details": {}},
-            {"name": "smol:latest", "model": "smol:latest", "size": 1000, "size_vram": 520,
-             "digest": "0123456789abcdef", "expires_at": "2001-01-01T00:00:00Z", "context_length": 2048,
-             "details": {}},
-            {"name": "forever:latest", "model": "forever:latest", "size": 10, "size_vram": 0,
-             "digest": "fedcba9876543210", "expires_at": "2318-01-01T00:00:00Z", "context_length": 8192,
-             "details": {}}
-        ]})),
+        "/api/ps" => Reply::Json(
+            200,
+            json!({"models": [
+                {"name": "mistral:latest", "model": "mistral:latest", "size": 5137025024i64,
+                 "size_vram": 5137025024i64, "digest": "2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8",
+                 "expires_at": "2040-01-01T00:00:00Z", "context_length": 4096, "details": {}},
+                {"name": "smol:latest", "model": "smol:latest", "size": 1000, "size_vram": 520,
+                 "digest": "0123456789abcdef", "expires_at": "2001-01-01T00:00:00Z", "context_length": 2048,
+                 "details": {}},
+                {"name": "forever:latest", "model": "forever:latest", "size": 10, "size_vram": 0,
+                 "digest": "fedcba9876543210", "expires_at": "2318-01-01T00:00:00Z", "context_length": 8192,
+                 "details": {}}
+            ]}),
+        ),
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["ps"], "");
@@ -66,13 +81,21 @@ fn ps_table() {
         lines[0],
         "NAME              ID              SIZE      PROCESSOR          CONTEXT    UNTIL"
     );
-    assert!(lines[1].starts_with("mistral:latest    2ae6f6dd7a3d    5.1 GB    100% GPU           4096       "), "{out:?}");
+    assert!(
+        lines[1].starts_with(
+            "mistral:latest    2ae6f6dd7a3d    5.1 GB    100% GPU           4096       "
+        ),
+        "{out:?}"
+    );
     assert!(lines[1].ends_with("years from now"), "{out:?}");
     assert_eq!(
         lines[2],
         "smol:latest       0123456789ab    1 KB      48%/52% CPU/GPU    2048       Stopping..."
     );
-    assert!(lines[3].ends_with("100% CPU           8192       Forever"), "{out:?}");
+    assert!(
+        lines[3].ends_with("100% CPU           8192       Forever"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -143,15 +166,22 @@ fn copy_remove_stop() {
         ("POST", "/api/generate") if r.json()["model"] == "busy" => {
             Reply::Json(500, json!({"error": "runner is wedged"}))
         }
-        ("POST", "/api/generate") => Reply::Stream(200, vec![json!({
+        ("POST", "/api/generate") => Reply::Stream(
+            200,
+            vec![json!({
             "model": r.json()["model"], "created_at": "2025-01-01T00:00:00Z", "response": "",
-            "done": true, "done_reason": "unload"})]),
+            "done": true, "done_reason": "unload"})],
+        ),
         ("DELETE", "/api/delete") if r.json()["model"] == "gone" => not_found("gone"),
         ("DELETE", "/api/delete") => Reply::Empty(200),
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["cp", "a", "b"], "");
-    assert_eq!((out.code, out.stdout.as_str()), (0, "copied 'a' to 'b'\n"), "{out:?}");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "copied 'a' to 'b'\n"),
+        "{out:?}"
+    );
     assert_eq!(
         fake.calls()[0].json(),
         json!({"source": "a", "destination": "b"})
@@ -163,7 +193,10 @@ fn copy_remove_stop() {
     assert_eq!(out.stdout, "deleted 'x'\ndeleted 'busy'\n");
     assert_eq!(out.stderr, "Warning: unable to stop model 'busy'\n");
     let calls = &fake.calls()[fake_calls..];
-    let seq: Vec<String> = calls.iter().map(|c| format!("{} {} {}", c.method, c.path, c.json())).collect();
+    let seq: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{} {} {}", c.method, c.path, c.json()))
+        .collect();
     assert_eq!(
         seq,
         [
@@ -176,7 +209,10 @@ fn copy_remove_stop() {
 
     let out = fake.run(&["rm", "gone"], "");
     assert_eq!(out.code, 1);
-    assert_eq!(out.stderr, "Error: model 'gone' not found\n", "not-found unload is no warning");
+    assert_eq!(
+        out.stderr, "Error: model 'gone' not found\n",
+        "not-found unload is no warning"
+    );
 
     let out = fake.run(&["stop", "x"], "");
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
@@ -188,27 +224,36 @@ fn copy_remove_stop() {
 #[test]
 fn pull_and_push_progress() {
     let fake = Fake::start(|r| match r.path.as_str() {
-        "/api/pull" if r.json()["model"] == "missing" => Reply::Stream(200, vec![
-            json!({"status": "pulling manifest"}),
-            json!({"error": "pull model manifest: file does not exist"}),
-        ]),
-        "/api/pull" => Reply::Stream(200, vec![
-            json!({"status": "pulling manifest"}),
-            json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000}),
-            json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000, "completed": 1000}),
-            json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000, "completed": 2000}),
-            json!({"status": "verifying sha256 digest"}),
-            json!({"status": "writing manifest"}),
-            json!({"status": "success"}),
-        ]),
+        "/api/pull" if r.json()["model"] == "missing" => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "pulling manifest"}),
+                json!({"error": "pull model manifest: file does not exist"}),
+            ],
+        ),
+        "/api/pull" => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "pulling manifest"}),
+                json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000}),
+                json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000, "completed": 1000}),
+                json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000, "completed": 2000}),
+                json!({"status": "verifying sha256 digest"}),
+                json!({"status": "writing manifest"}),
+                json!({"status": "success"}),
+            ],
+        ),
         "/api/push" if r.json()["model"] == "library/denied" => {
             Reply::Stream(200, vec![json!({"error": "unauthorized: access denied"})])
         }
-        "/api/push" => Reply::Stream(200, vec![
-            json!({"status": "retrieving manifest"}),
-            json!({"status": "pushing manifest"}),
-            json!({"status": "success"}),
-        ]),
+        "/api/push" => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "retrieving manifest"}),
+                json!({"status": "pushing manifest"}),
+                json!({"status": "success"}),
+            ],
+        ),
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["pull", "smol", "--insecure"], "");
@@ -217,7 +262,10 @@ fn pull_and_push_progress() {
         out.stderr,
         "pulling manifest\npulling 8eeb52dfb3bb 100% 2 KB/2 KB\nverifying sha256 digest\nwriting manifest\nsuccess\n"
     );
-    assert_eq!(fake.calls()[0].json(), json!({"model": "smol", "insecure": true}));
+    assert_eq!(
+        fake.calls()[0].json(),
+        json!({"model": "smol", "insecure": true})
+    );
 
     let out = fake.run(&["pull", "missing"], "");
     assert_eq!(out.code, 1);
@@ -228,9 +276,15 @@ fn pull_and_push_progress() {
 
     let out = fake.run(&["push", "me/smol"], "");
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.stdout, "\nYou can find your model at:\n\n\thttps://ollama.com/me/smol\n");
+    assert_eq!(
+        out.stdout,
+        "\nYou can find your model at:\n\n\thttps://ollama.com/me/smol\n"
+    );
     let out = fake.run(&["push", "example.com/me/smol:v1"], "");
-    assert_eq!(out.stdout, "\nYou can find your model at:\n\n\texample.com/me/smol:v1\n");
+    assert_eq!(
+        out.stdout,
+        "\nYou can find your model at:\n\n\texample.com/me/smol:v1\n"
+    );
     let out = fake.run(&["push", "library/denied"], "");
     assert_eq!(out.code, 1);
     assert!(out.stderr.ends_with("Error: you are not authorized to push to this namespace, create the model under a namespace you own\n"), "{out:?}");
@@ -245,7 +299,10 @@ fn version_and_unreachable_server() {
     let out = fake.run(&["--version"], "");
     assert_eq!(
         (out.code, out.stdout.as_str()),
-        (0, format!("ollama version is {}\n", env!("CARGO_PKG_VERSION")).as_str())
+        (
+            0,
+            format!("ollama version is {}\n", env!("CARGO_PKG_VERSION")).as_str()
+        )
     );
     let other = Fake::start(|_| Reply::Json(200, json!({"version": "0.33.0"})));
     let out = other.run(&["-v"], "");
@@ -258,7 +315,11 @@ fn version_and_unreachable_server() {
     );
 
     // Nothing listens on a port we bound and released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let host = format!("127.0.0.1:{port}");
     let out = cli_fake::ferrite(&host, &["-v"], "", &[]);
     assert_eq!(out.code, 0);
@@ -271,7 +332,10 @@ fn version_and_unreachable_server() {
     );
     let out = cli_fake::ferrite(&host, &["list"], "", &[]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.stderr, "Error: could not connect to ollama app, is it running?\n");
+    assert_eq!(
+        out.stderr,
+        "Error: could not connect to ollama app, is it running?\n"
+    );
 }
 
 #[test]
@@ -282,9 +346,15 @@ fn server_errors_become_error_lines() {
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["list"], "");
-    assert_eq!((out.code, out.stderr.as_str()), (1, "Error: disk on fire\n"));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: disk on fire\n")
+    );
     let out = fake.run(&["ps"], "");
-    assert_eq!((out.code, out.stderr.as_str()), (1, "Error: 404 page not found\n"));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: 404 page not found\n")
+    );
     // Usage errors exit 1 too.
     let out = fake.run(&["cp", "only-one"], "");
     assert_eq!(out.code, 1);
@@ -322,12 +392,15 @@ fn create_uploads_blobs_then_streams_create() {
             *k.lock().unwrap() = true;
             Reply::Empty(201)
         }
-        ("POST", "/api/create") => Reply::Stream(200, vec![
-            json!({"status": "parsing GGUF"}),
-            json!({"status": "using existing layer sha256:1111"}),
-            json!({"status": "writing manifest"}),
-            json!({"status": "success"}),
-        ]),
+        ("POST", "/api/create") => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "parsing GGUF"}),
+                json!({"status": "using existing layer sha256:1111"}),
+                json!({"status": "writing manifest"}),
+                json!({"status": "success"}),
+            ],
+        ),
         _ => Reply::Empty(404),
     });
     let modelfile = dir.join("sub/Modelfile");
@@ -349,7 +422,10 @@ fn create_uploads_blobs_then_streams_create() {
         ]
     );
     assert_eq!(calls[1].body, weights, "the blob is the file's bytes");
-    assert_eq!(calls[1].header("content-length"), Some(weights.len().to_string().as_str()));
+    assert_eq!(
+        calls[1].header("content-length"),
+        Some(weights.len().to_string().as_str())
+    );
     assert_eq!(
         calls[2].json(),
         json!({
@@ -361,36 +437,78 @@ fn create_uploads_blobs_then_streams_create() {
     );
 
     // A blob the server has is not sent again; -q passes through.
-    let out = fake.run(&["create", "tiny", "-f", modelfile.to_str().unwrap(), "-q", "q4_K_M"], "");
+    let out = fake.run(
+        &[
+            "create",
+            "tiny",
+            "-f",
+            modelfile.to_str().unwrap(),
+            "-q",
+            "q4_K_M",
+        ],
+        "",
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let routes = fake.routes();
-    assert_eq!(&routes[3..], [format!("HEAD /api/blobs/{digest}"), "POST /api/create".to_string()]);
+    assert_eq!(
+        &routes[3..],
+        [
+            format!("HEAD /api/blobs/{digest}"),
+            "POST /api/create".to_string()
+        ]
+    );
     assert_eq!(fake.calls()[4].json()["quantize"], "q4_K_M");
 
     // Local errors come before any request.
     let before = fake.calls().len();
-    let out = fake.run(&["create", "bad name!", "-f", modelfile.to_str().unwrap()], "");
-    assert_eq!((out.code, out.stderr.as_str()), (1, "Error: invalid model name: bad name!\n"));
+    let out = fake.run(
+        &["create", "bad name!", "-f", modelfile.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: invalid model name: bad name!\n")
+    );
     let out = fake.run(&["create", "x", "-f", "/nonexistent/Modelfile"], "");
-    assert_eq!((out.code, out.stderr.as_str()), (1, "Error: specified Modelfile wasn't found\n"));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: specified Modelfile wasn't found\n")
+    );
     std::fs::write(dir.join("Bad"), "FROM x\nBOGUS y\n").unwrap();
-    let out = fake.run(&["create", "x", "-f", dir.join("Bad").to_str().unwrap()], "");
+    let out = fake.run(
+        &["create", "x", "-f", dir.join("Bad").to_str().unwrap()],
+        "",
+    );
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with("Error: (line 2): command must be one of"), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("Error: (line 2): command must be one of"),
+        "{out:?}"
+    );
     assert_eq!(fake.calls().len(), before);
 
     // FROM a model name: no upload, `from` in the request; server errors surface.
     std::fs::write(dir.join("FromName"), "FROM llama3.2\n").unwrap();
     let failing = Fake::start(|r| match r.path.as_str() {
-        "/api/create" => Reply::Json(400, json!({"error": "neither 'from' or 'files' was specified"})),
+        "/api/create" => Reply::Json(
+            400,
+            json!({"error": "neither 'from' or 'files' was specified"}),
+        ),
         _ => Reply::Empty(404),
     });
-    let out = failing.run(&["create", "x", "-f", dir.join("FromName").to_str().unwrap()], "");
+    let out = failing.run(
+        &["create", "x", "-f", dir.join("FromName").to_str().unwrap()],
+        "",
+    );
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.ends_with("Error: 400 Bad Request: neither 'from' or 'files' was specified\n"),
+        out.stderr
+            .ends_with("Error: 400 Bad Request: neither 'from' or 'files' was specified\n"),
         "{out:?}"
     );
-    assert_eq!(failing.calls()[0].json(), json!({"model": "x", "from": "llama3.2"}));
+    assert_eq!(
+        failing.calls()[0].json(),
+        json!({"model": "x", "from": "llama3.2"})
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,8 +22,13 @@ eval rate:            61.19 tokens/s
 ";
 
 fn load_reply(r: &cli_fake::Req) -> Reply {
-    Reply::Stream(200, vec![json!({"model": r.json()["model"], "created_at": "2025-01-01T00:00:00Z",
-        "response": "", "done": true, "done_reason": "load"})])
+    Reply::Stream(
+        200,
+        vec![
+            json!({"model": r.json()["model"], "created_at": "2025-01-01T00:00:00Z",
+        "response": "", "done": true, "done_reason": "load"}),
+        ],
+    )
 }
 
 fn simple_server() -> Fake {
@@ -39,7 +44,17 @@ fn simple_server() -> Fake {
 fn one_shot_prompt_streams_and_prints_verbose_stats() {
     let fake = simple_server();
     let out = fake.run(
-        &["run", "smol", "Say", "hi", "--verbose", "--keepalive", "5m", "--format", "json"],
+        &[
+            "run",
+            "smol",
+            "Say",
+            "hi",
+            "--verbose",
+            "--keepalive",
+            "5m",
+            "--format",
+            "json",
+        ],
         "",
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -62,13 +77,19 @@ fn piped_stdin_is_prepended_to_the_prompt() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "Hello world\n\n");
     assert_eq!(out.stderr, "", "no stats without --verbose");
-    assert_eq!(fake.calls()[1].json()["prompt"], "Summarize this:\nline please");
+    assert_eq!(
+        fake.calls()[1].json()["prompt"],
+        "Summarize this:\nline please"
+    );
 
     // Only stdin: the whole input is the prompt; `--keepalive -1m` is forever (-1).
     let out = fake.run(&["run", "smol", "--keepalive", "-1m"], "just stdin");
     assert_eq!(out.code, 0, "{out:?}");
     let body = fake.calls().pop().unwrap().json();
-    assert_eq!((body["prompt"].clone(), body["keep_alive"].clone()), (json!("just stdin"), json!(-1)));
+    assert_eq!(
+        (body["prompt"].clone(), body["keep_alive"].clone()),
+        (json!("just stdin"), json!(-1))
+    );
 }
 
 #[test]
@@ -90,7 +111,13 @@ fn missing_model_is_pulled_first() {
         "/api/show" => Reply::Json(200, show_llama()),
         "/api/pull" => {
             p.store(true, Ordering::SeqCst);
-            Reply::Stream(200, vec![json!({"status": "pulling manifest"}), json!({"status": "success"})])
+            Reply::Stream(
+                200,
+                vec![
+                    json!({"status": "pulling manifest"}),
+                    json!({"status": "success"}),
+                ],
+            )
         }
         "/api/generate" => Reply::Stream(200, generate_chunks(&["ok"])),
         _ => Reply::Empty(404),
@@ -101,7 +128,12 @@ fn missing_model_is_pulled_first() {
     assert_eq!(out.stderr, "pulling manifest\nsuccess\n");
     assert_eq!(
         fake.routes(),
-        ["POST /api/show", "POST /api/pull", "POST /api/show", "POST /api/generate"]
+        [
+            "POST /api/show",
+            "POST /api/pull",
+            "POST /api/show",
+            "POST /api/generate"
+        ]
     );
 }
 
@@ -112,10 +144,13 @@ fn generate_errors() {
         "/api/generate" if r.json()["prompt"] == "crash" => {
             Reply::Json(500, json!({"error": "llama runner process has terminated"}))
         }
-        "/api/generate" => Reply::Stream(200, vec![
-            json!({"model": "smol", "created_at": "2025-01-01T00:00:00Z", "response": "Hel", "done": false}),
-            json!({"error": "out of memory"}),
-        ]),
+        "/api/generate" => Reply::Stream(
+            200,
+            vec![
+                json!({"model": "smol", "created_at": "2025-01-01T00:00:00Z", "response": "Hel", "done": false}),
+                json!({"error": "out of memory"}),
+            ],
+        ),
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["run", "smol", "crash"], "");
@@ -138,7 +173,11 @@ fn generate_errors() {
     );
     let out = fake.run(&["run", "smol", "--keepalive", "5", "hi"], "");
     assert_eq!(out.stderr, "Error: time: missing unit in duration \"5\"\n");
-    assert_eq!(fake.calls().len(), before, "flag errors come before any request");
+    assert_eq!(
+        fake.calls().len(),
+        before,
+        "flag errors come before any request"
+    );
 }
 
 #[test]
@@ -149,18 +188,28 @@ fn thinking_is_shown_hidden_or_turned_off() {
             s["capabilities"] = json!(["completion", "thinking"]);
             Reply::Json(200, s)
         }
-        "/api/generate" => Reply::Stream(200, vec![
-            json!({"model": "m", "created_at": "t", "response": "", "thinking": "Let me", "done": false}),
-            json!({"model": "m", "created_at": "t", "response": "", "thinking": " think", "done": false}),
-            json!({"model": "m", "created_at": "t", "response": "Answer", "done": false}),
-            json!({"model": "m", "created_at": "t", "response": "", "done": true, "done_reason": "stop"}),
-        ]),
+        "/api/generate" => Reply::Stream(
+            200,
+            vec![
+                json!({"model": "m", "created_at": "t", "response": "", "thinking": "Let me", "done": false}),
+                json!({"model": "m", "created_at": "t", "response": "", "thinking": " think", "done": false}),
+                json!({"model": "m", "created_at": "t", "response": "Answer", "done": false}),
+                json!({"model": "m", "created_at": "t", "response": "", "done": true, "done_reason": "stop"}),
+            ],
+        ),
         _ => Reply::Empty(404),
     });
     let out = fake.run(&["run", "thinker", "why?"], "");
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.stdout, "Thinking...\nLet me think\n...done thinking.\n\nAnswer\n\n");
-    assert_eq!(fake.calls().pop().unwrap().json()["think"], true, "thinking models think by default");
+    assert_eq!(
+        out.stdout,
+        "Thinking...\nLet me think\n...done thinking.\n\nAnswer\n\n"
+    );
+    assert_eq!(
+        fake.calls().pop().unwrap().json()["think"],
+        true,
+        "thinking models think by default"
+    );
 
     let out = fake.run(&["run", "thinker", "--hidethinking", "why?"], "");
     assert_eq!(out.stdout, "Answer\n\n");
@@ -183,7 +232,17 @@ fn embedding_models_print_the_vector() {
         "/api/embed" => Reply::Json(200, json!({"model": "e", "embeddings": [[0.1, -0.25, 3]]})),
         _ => Reply::Empty(404),
     });
-    let out = fake.run(&["run", "emb", "some text", "--truncate=false", "--dimensions", "3"], "");
+    let out = fake.run(
+        &[
+            "run",
+            "emb",
+            "some text",
+            "--truncate=false",
+            "--dimensions",
+            "3",
+        ],
+        "",
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "[0.1,-0.25,3]\n");
     assert_eq!(
@@ -227,7 +286,10 @@ fn ctrl_c_stops_the_answer() {
         if let Some(s) = child.try_wait().unwrap() {
             break s.code();
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "Ctrl+C did not stop the run");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "Ctrl+C did not stop the run"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = child.wait_with_output().unwrap();
@@ -240,21 +302,28 @@ fn ctrl_c_stops_the_answer() {
 // ---- the REPL ---------------------------------------------------------------------
 
 fn repl_server() -> Fake {
-    Fake::start(|r| match (r.path.as_str(), r.json().get("model").and_then(Value::as_str)) {
-        ("/api/show", Some("nope")) => Reply::Json(404, json!({"error": "model 'nope' not found"})),
-        ("/api/show", _) => {
-            let mut s = show_llama();
-            s["system"] = json!("Model system.");
-            s["messages"] = json!([{"role": "user", "content": "Earlier?"}, {"role": "assistant", "content": "Yes."}]);
-            Reply::Json(200, s)
+    Fake::start(|r| {
+        match (
+            r.path.as_str(),
+            r.json().get("model").and_then(Value::as_str),
+        ) {
+            ("/api/show", Some("nope")) => {
+                Reply::Json(404, json!({"error": "model 'nope' not found"}))
+            }
+            ("/api/show", _) => {
+                let mut s = show_llama();
+                s["system"] = json!("Model system.");
+                s["messages"] = json!([{"role": "user", "content": "Earlier?"}, {"role": "assistant", "content": "Yes."}]);
+                Reply::Json(200, s)
+            }
+            ("/api/generate", _) => load_reply(r),
+            ("/api/chat", _) => Reply::Stream(200, chat_chunks(&["Hi", " there"])),
+            ("/api/create", Some(name)) if name.contains('!') => {
+                Reply::Json(400, json!({"error": "invalid model name"}))
+            }
+            ("/api/create", _) => Reply::Stream(200, vec![json!({"status": "success"})]),
+            _ => Reply::Empty(404),
         }
-        ("/api/generate", _) => load_reply(r),
-        ("/api/chat", _) => Reply::Stream(200, chat_chunks(&["Hi", " there"])),
-        ("/api/create", Some(name)) if name.contains('!') => {
-            Reply::Json(400, json!({"error": "invalid model name"}))
-        }
-        ("/api/create", _) => Reply::Stream(200, vec![json!({"status": "success"})]),
-        _ => Reply::Empty(404),
     })
 }
 
@@ -330,7 +399,11 @@ Couldn't find model 'nope'
 
     let calls = fake.calls();
     // show, load, chat x3, show (/show parameters), show (/show system), create x2, show (/load)
-    let chats: Vec<Value> = calls.iter().filter(|c| c.path == "/api/chat").map(|c| c.json()).collect();
+    let chats: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.path == "/api/chat")
+        .map(|c| c.json())
+        .collect();
     assert_eq!(chats.len(), 3);
     let system = json!({"role": "system", "content": "You are terse"});
     let options = json!({"temperature": 0.5, "stop": ["a", "b"]});
@@ -346,15 +419,31 @@ Couldn't find model 'nope'
                {"role": "user", "content": "multi\nline"}])
     );
     assert_eq!(chats[2]["messages"].as_array().unwrap().len(), 6);
-    let load = calls.iter().find(|c| c.path == "/api/generate").unwrap().json();
-    assert_eq!(load, json!({"model": "smol"}), "the model is loaded before the prompt");
-    let shows: Vec<Value> = calls.iter().filter(|c| c.path == "/api/show").map(|c| c.json()).collect();
+    let load = calls
+        .iter()
+        .find(|c| c.path == "/api/generate")
+        .unwrap()
+        .json();
+    assert_eq!(
+        load,
+        json!({"model": "smol"}),
+        "the model is loaded before the prompt"
+    );
+    let shows: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.path == "/api/show")
+        .map(|c| c.json())
+        .collect();
     assert_eq!(
         shows[1],
         json!({"model": "smol", "system": "You are terse", "options": options}),
         "/show passes the session's system and parameters"
     );
-    let creates: Vec<Value> = calls.iter().filter(|c| c.path == "/api/create").map(|c| c.json()).collect();
+    let creates: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.path == "/api/create")
+        .map(|c| c.json())
+        .collect();
     assert_eq!(
         creates[0],
         json!({"model": "my-model", "from": "smol", "system": "You are terse",
@@ -365,14 +454,35 @@ Couldn't find model 'nope'
 #[test]
 fn repl_help_and_end_of_input() {
     let fake = repl_server();
-    let out = interactive(&fake, "/?\n/? shortcuts\n/? set\n/set\n/show\n/show nonsense\n");
+    let out = interactive(
+        &fake,
+        "/?\n/? shortcuts\n/? set\n/set\n/show\n/show nonsense\n",
+    );
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.starts_with("Available Commands:\n  /set            Set session variables\n"), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("Available Commands:\n  /set            Set session variables\n"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("  /? shortcuts    Help for keyboard shortcuts\n\nUse \"\"\" to begin a multi-line message.\n\n"), "{out:?}");
     assert!(out.stderr.contains("Available keyboard shortcuts:\n  Ctrl + a            Move to the beginning of the line (Home)\n"), "{out:?}");
-    assert_eq!(out.stderr.matches("  /set think             Enable thinking\n").count(), 2, "{out:?}");
-    assert!(out.stderr.ends_with("  /show template     Show prompt template\n\n"), "{out:?}");
-    assert!(out.stdout.ends_with(">>> Unknown command '/show nonsense'. Type /? for help\n>>> \n"), "{out:?}");
+    assert_eq!(
+        out.stderr
+            .matches("  /set think             Enable thinking\n")
+            .count(),
+        2,
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .ends_with("  /show template     Show prompt template\n\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .ends_with(">>> Unknown command '/show nonsense'. Type /? for help\n>>> \n"),
+        "{out:?}"
+    );
     assert!(fake.calls().iter().all(|c| c.path != "/api/chat"));
 
     // `/show system` falls back to the model's; /show template and license.

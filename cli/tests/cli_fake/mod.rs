@@ -22,8 +22,14 @@ pub struct Req {
 
 impl Req {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{} {} body is not JSON ({e}): {:?}", self.method, self.path, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} {} body is not JSON ({e}): {:?}",
+                self.method,
+                self.path,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -212,7 +218,12 @@ fn write_reply(conn: &mut TcpStream, reply: Reply, head_only: bool) -> std::io::
     }
 }
 
-fn stream(conn: &mut TcpStream, code: u16, items: Vec<Value>, pause: Duration) -> std::io::Result<()> {
+fn stream(
+    conn: &mut TcpStream,
+    code: u16,
+    items: Vec<Value>,
+    pause: Duration,
+) -> std::io::Result<()> {
     conn.write_all(
         format!(
             "HTTP/1.1 {code} {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
@@ -339,11 +350,15 @@ pub fn generate_chunks(words: &[&str]) -> Vec<Value> {
 pub fn chat_chunks(words: &[&str]) -> Vec<Value> {
     let mut v: Vec<Value> = words
         .iter()
-        .map(|w| serde_json::json!({"model": "m", "created_at": "2025-01-01T00:00:00Z",
-            "message": {"role": "assistant", "content": w}, "done": false}))
+        .map(|w| {
+            serde_json::json!({"model": "m", "created_at": "2025-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": w}, "done": false})
+        })
         .collect();
-    v.push(serde_json::json!({"model": "m", "created_at": "2025-01-01T00:00:00Z",
+    v.push(
+        serde_json::json!({"model": "m", "created_at": "2025-01-01T00:00:00Z",
         "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
-        "eval_count": 3, "eval_duration": 1_000_000_000i64}));
+        "eval_count": 3, "eval_duration": 1_000_000_000i64}),
+    );
     v
 }
