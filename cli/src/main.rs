@@ -22,15 +22,15 @@ mod serve;
 /// The client version `--version` compares with the server's.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const ENV_HOST: &str = "\nEnvironment Variables:\n      OLLAMA_HOST                IP Address for the ollama server (default 127.0.0.1:11434)\n";
+const ENV_HOST: &str = "Environment Variables:\n      OLLAMA_HOST                IP Address for the ollama server (default 127.0.0.1:11434)\n";
 
-const ENV_RUN: &str = "\nEnvironment Variables:
+const ENV_RUN: &str = "Environment Variables:
       OLLAMA_HOST                IP Address for the ollama server (default 127.0.0.1:11434)
       OLLAMA_NOHISTORY           Do not preserve readline history
       FERRITE_INTERACTIVE        Chat even when stdin/stdout are not terminals (reads lines from stdin)
 ";
 
-const ENV_SERVE: &str = "\nEnvironment Variables:
+const ENV_SERVE: &str = "Environment Variables:
       OLLAMA_DEBUG               Show additional debug information (e.g. OLLAMA_DEBUG=1)
       OLLAMA_HOST                IP Address for the ollama server (default 127.0.0.1:11434)
       OLLAMA_CONTEXT_LENGTH      Context length to use unless otherwise specified

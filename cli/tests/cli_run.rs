@@ -492,3 +492,44 @@ fn repl_help_and_end_of_input() {
         "{out:?}"
     );
 }
+
+#[test]
+fn repl_think_and_format_reach_the_request() {
+    let fake = repl_server();
+    let out = interactive(
+        &fake,
+        "/set think high\n/set format json\nq1\n/set nothink\n/set noformat\nq2\n/bye\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(">>> Set 'think' mode to 'high'.\n>>> Set format to 'json' mode.\n>>> Hi there\n\n>>> Set 'nothink' mode.\n>>> Disabled format.\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.stderr,
+        "warning: model \"smol\" does not support thinking output\n".repeat(2)
+    );
+    let chats: Vec<Value> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/api/chat")
+        .map(|c| c.json())
+        .collect();
+    assert_eq!(
+        (chats[0]["think"].clone(), chats[0]["format"].clone()),
+        (json!("high"), json!("json"))
+    );
+    assert_eq!(chats[1]["think"], false);
+    assert!(chats[1].get("format").is_none(), "{}", chats[1]);
+}
+
+#[test]
+fn format_schema_is_sent_as_json() {
+    let fake = simple_server();
+    let out = fake.run(
+        &["run", "smol", "--format", r#"{"type":"object"}"#, "hi"],
+        "",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(fake.calls()[1].json()["format"], json!({"type": "object"}));
+}
