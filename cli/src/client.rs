@@ -240,8 +240,7 @@ impl Client {
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
             return Err(status_error(code, Some(status_line), first));
         }
-        let reader = resp.into_body().into_reader();
-        let mut reader = BufReader::new(reader.take(u64::MAX));
+        let mut reader = BufReader::new(resp.into_body().into_reader());
         let mut line = Vec::new();
         loop {
             line.clear();
