@@ -1,0 +1,514 @@
+//! The model-management verbs against a fake server: request shapes, output
+//! tables and messages, error texts and exit codes.
+
+mod cli_fake;
+
+use cli_fake::{show_llama, Fake, Reply};
+use serde_json::json;
+
+fn not_found(model: &str) -> Reply {
+    Reply::Json(
+        404,
+        json!({ "error": format!("model '{model}' not found") }),
+    )
+}
+
+#[test]
+fn list_table_and_prefix_filter() {
+    let fake = Fake::start(|r| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/api/tags") => Reply::Json(
+            200,
+            json!({"models": [
+                {"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 2019393189i64,
+                 "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                 "modified_at": "2000-01-01T00:00:00Z", "details": {}},
+                {"name": "SmolLM2:135m", "model": "SmolLM2:135m", "size": 270000000,
+                 "digest": "9077fe9d2ae1a4a3a7d6c0c7c1d4b1e0000000000000000000000000000000000",
+                 "modified_at": "2001-01-01T00:00:00Z", "details": {}}
+            ]}),
+        ),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["list"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert_eq!(
+        lines[0],
+        "NAME               ID              SIZE      MODIFIED     "
+    );
+    assert!(
+        lines[1].starts_with("llama3.2:latest    a80c4f17acd5    2.0 GB    2"),
+        "{out:?}"
+    );
+    assert!(lines[1].trim_end().ends_with("years ago"), "{out:?}");
+    assert!(
+        lines[2].starts_with("SmolLM2:135m       9077fe9d2ae1    270 MB    "),
+        "{out:?}"
+    );
+
+    // `ls` is `list`; the prefix filter ignores case.
+    let out = fake.run(&["ls", "smol"], "");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(lines[1].starts_with("SmolLM2:135m    "), "{out:?}");
+    assert!(fake.routes().iter().all(|r| r == "GET /api/tags"));
+}
+
+#[test]
+fn ps_table() {
+    let fake = Fake::start(|r| match r.path.as_str() {
+        "/api/ps" => Reply::Json(
+            200,
+            json!({"models": [
+                {"name": "mistral:latest", "model": "mistral:latest", "size": 5137025024i64,
+                 "size_vram": 5137025024i64, "digest": "2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8",
+                 "expires_at": "2040-01-01T00:00:00Z", "context_length": 4096, "details": {}},
+                {"name": "smol:latest", "model": "smol:latest", "size": 1000, "size_vram": 520,
+                 "digest": "0123456789abcdef", "expires_at": "2001-01-01T00:00:00Z", "context_length": 2048,
+                 "details": {}},
+                {"name": "forever:latest", "model": "forever:latest", "size": 10, "size_vram": 0,
+                 "digest": "fedcba9876543210", "expires_at": "2318-01-01T00:00:00Z", "context_length": 8192,
+                 "details": {}}
+            ]}),
+        ),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["ps"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines[0],
+        "NAME              ID              SIZE      PROCESSOR          CONTEXT    UNTIL"
+    );
+    assert!(
+        lines[1].starts_with(
+            "mistral:latest    2ae6f6dd7a3d    5.1 GB    100% GPU           4096       "
+        ),
+        "{out:?}"
+    );
+    assert!(lines[1].ends_with("years from now"), "{out:?}");
+    assert_eq!(
+        lines[2],
+        "smol:latest       0123456789ab    1 KB      48%/52% CPU/GPU    2048       Stopping..."
+    );
+    assert!(
+        lines[3].ends_with("100% CPU           8192       Forever"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn show_summary_and_selectors() {
+    let fake = Fake::start(|r| match r.path.as_str() {
+        "/api/show" if r.json()["model"] == "smol" => Reply::Json(200, show_llama()),
+        "/api/show" => not_found(r.json()["model"].as_str().unwrap()),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["show", "smol"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines,
+        [
+            "  Model",
+            "    architecture        llama",
+            "    parameters          135M",
+            "    context length      8192",
+            "    embedding length    576",
+            "    quantization        Q8_0",
+            "",
+            "  Capabilities",
+            "    completion",
+            "",
+            "  Parameters",
+            "    temperature    0.7",
+            "",
+        ],
+        "{out:?}"
+    );
+
+    let out = fake.run(&["show", "smol", "--modelfile"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "# Modelfile generated by \"ollama show\"\nFROM /models/blobs/sha256-abc\nPARAMETER temperature 0.7\n\n"
+    );
+    let out = fake.run(&["show", "smol", "--template"], "");
+    assert_eq!(out.stdout, "{{ .Prompt }}");
+
+    // -v asks the server for the verbose answer.
+    let out = fake.run(&["show", "-v", "smol"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("  Metadata\n"), "{out:?}");
+    let last = fake.calls().pop().unwrap();
+    assert_eq!(last.json(), json!({"model": "smol", "verbose": true}));
+
+    let before = fake.calls().len();
+    let out = fake.run(&["show", "smol", "--license", "--system"], "");
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "Error: only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can be specified\n"
+    );
+    assert_eq!(fake.calls().len(), before, "no request for a usage error");
+
+    let out = fake.run(&["show", "nope"], "");
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stderr, "Error: model 'nope' not found\n");
+}
+
+#[test]
+fn copy_remove_stop() {
+    let fake = Fake::start(|r| match (r.method.as_str(), r.path.as_str()) {
+        ("POST", "/api/copy") => Reply::Empty(200),
+        ("POST", "/api/generate") if r.json()["model"] == "gone" => not_found("gone"),
+        ("POST", "/api/generate") if r.json()["model"] == "busy" => {
+            Reply::Json(500, json!({"error": "runner is wedged"}))
+        }
+        ("POST", "/api/generate") => Reply::Stream(
+            200,
+            vec![json!({
+            "model": r.json()["model"], "created_at": "2025-01-01T00:00:00Z", "response": "",
+            "done": true, "done_reason": "unload"})],
+        ),
+        ("DELETE", "/api/delete") if r.json()["model"] == "gone" => not_found("gone"),
+        ("DELETE", "/api/delete") => Reply::Empty(200),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["cp", "a", "b"], "");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "copied 'a' to 'b'\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        fake.calls()[0].json(),
+        json!({"source": "a", "destination": "b"})
+    );
+
+    let fake_calls = fake.calls().len();
+    let out = fake.run(&["rm", "x", "busy"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "deleted 'x'\ndeleted 'busy'\n");
+    assert_eq!(out.stderr, "Warning: unable to stop model 'busy'\n");
+    let calls = &fake.calls()[fake_calls..];
+    let seq: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{} {} {}", c.method, c.path, c.json()))
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            "POST /api/generate {\"keep_alive\":0,\"model\":\"x\"}",
+            "DELETE /api/delete {\"model\":\"x\"}",
+            "POST /api/generate {\"keep_alive\":0,\"model\":\"busy\"}",
+            "DELETE /api/delete {\"model\":\"busy\"}",
+        ]
+    );
+
+    let out = fake.run(&["rm", "gone"], "");
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr, "Error: model 'gone' not found\n",
+        "not-found unload is no warning"
+    );
+
+    let out = fake.run(&["stop", "x"], "");
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    let out = fake.run(&["stop", "gone"], "");
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stderr, "Error: couldn't find model \"gone\" to stop\n");
+}
+
+#[test]
+fn pull_and_push_progress() {
+    let fake = Fake::start(|r| match r.path.as_str() {
+        "/api/pull" if r.json()["model"] == "missing" => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "pulling manifest"}),
+                json!({"error": "pull model manifest: file does not exist"}),
+            ],
+        ),
+        "/api/pull" => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "pulling manifest"}),
+                json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000}),
+                json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000, "completed": 1000}),
+                json!({"status": "pulling 8eeb52dfb3bb", "digest": "sha256:8eeb52dfb3bb0000", "total": 2000, "completed": 2000}),
+                json!({"status": "verifying sha256 digest"}),
+                json!({"status": "writing manifest"}),
+                json!({"status": "success"}),
+            ],
+        ),
+        "/api/push" if r.json()["model"] == "library/denied" => {
+            Reply::Stream(200, vec![json!({"error": "unauthorized: access denied"})])
+        }
+        "/api/push" => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "retrieving manifest"}),
+                json!({"status": "pushing manifest"}),
+                json!({"status": "success"}),
+            ],
+        ),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["pull", "smol", "--insecure"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "pulling manifest\npulling 8eeb52dfb3bb 100% 2 KB/2 KB\nverifying sha256 digest\nwriting manifest\nsuccess\n"
+    );
+    assert_eq!(
+        fake.calls()[0].json(),
+        json!({"model": "smol", "insecure": true})
+    );
+
+    let out = fake.run(&["pull", "missing"], "");
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "pulling manifest\nError: pull model manifest: file does not exist\n"
+    );
+
+    let out = fake.run(&["push", "me/smol"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "\nYou can find your model at:\n\n\thttps://ollama.com/me/smol\n"
+    );
+    let out = fake.run(&["push", "example.com/me/smol:v1"], "");
+    assert_eq!(
+        out.stdout,
+        "\nYou can find your model at:\n\n\texample.com/me/smol:v1\n"
+    );
+    let out = fake.run(&["push", "library/denied"], "");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.ends_with("Error: you are not authorized to push to this namespace, create the model under a namespace you own\n"), "{out:?}");
+}
+
+#[test]
+fn version_and_unreachable_server() {
+    let fake = Fake::start(|r| match r.path.as_str() {
+        "/api/version" => Reply::Json(200, json!({"version": env!("CARGO_PKG_VERSION")})),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["--version"], "");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            0,
+            format!("ollama version is {}\n", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
+    let other = Fake::start(|_| Reply::Json(200, json!({"version": "0.33.0"})));
+    let out = other.run(&["-v"], "");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "ollama version is 0.33.0\nWarning: client version is {}\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+
+    // Nothing listens on a port we bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let out = cli_fake::ferrite(&host, &["-v"], "", &[]);
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Warning: could not connect to a running Ollama instance\nWarning: client version is {}\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let out = cli_fake::ferrite(&host, &["list"], "", &[]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "Error: could not connect to ollama app, is it running?\n"
+    );
+}
+
+#[test]
+fn server_errors_become_error_lines() {
+    let fake = Fake::start(|r| match r.path.as_str() {
+        "/api/tags" => Reply::Json(500, json!({"error": "disk on fire"})),
+        "/api/ps" => Reply::Text(404, "404 page not found"),
+        _ => Reply::Empty(404),
+    });
+    let out = fake.run(&["list"], "");
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: disk on fire\n")
+    );
+    let out = fake.run(&["ps"], "");
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: 404 page not found\n")
+    );
+    // Usage errors exit 1 too.
+    let out = fake.run(&["cp", "only-one"], "");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("DESTINATION"), "{out:?}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    server::store::Digest::of_bytes(bytes).hex().to_string()
+}
+
+#[test]
+fn create_uploads_blobs_then_streams_create() {
+    let dir = std::env::temp_dir().join(format!("ferrite-cli-create-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let weights = b"GGUF\x03\x00\x00\x00 tiny test weights".to_vec();
+    std::fs::write(dir.join("sub/tiny.gguf"), &weights).unwrap();
+    std::fs::write(
+        dir.join("sub/Modelfile"),
+        "FROM ./tiny.gguf\nPARAMETER temperature 0.5\nPARAMETER stop <|end|>\nPARAMETER mirostat 1\nSYSTEM \"\"\"Be brief.\"\"\"\n",
+    )
+    .unwrap();
+    let digest = format!("sha256:{}", sha256_hex(&weights));
+
+    let known = std::sync::Arc::new(std::sync::Mutex::new(false));
+    let k = known.clone();
+    let fake = Fake::start(move |r| match (r.method.as_str(), r.path.as_str()) {
+        ("HEAD", p) if p.starts_with("/api/blobs/") => {
+            if *k.lock().unwrap() {
+                Reply::Empty(200)
+            } else {
+                Reply::Json(404, json!({"error": "blob not found"}))
+            }
+        }
+        ("POST", p) if p.starts_with("/api/blobs/") => {
+            *k.lock().unwrap() = true;
+            Reply::Empty(201)
+        }
+        ("POST", "/api/create") => Reply::Stream(
+            200,
+            vec![
+                json!({"status": "parsing GGUF"}),
+                json!({"status": "using existing layer sha256:1111"}),
+                json!({"status": "writing manifest"}),
+                json!({"status": "success"}),
+            ],
+        ),
+        _ => Reply::Empty(404),
+    });
+    let modelfile = dir.join("sub/Modelfile");
+    let out = fake.run(&["create", "tiny", "-f", modelfile.to_str().unwrap()], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "warning: parameter mirostat is deprecated\ngathering model components\ncopying file {digest} 100%\nparsing GGUF\nusing existing layer sha256:1111\nwriting manifest\nsuccess\n"
+        )
+    );
+    let calls = fake.calls();
+    assert_eq!(
+        fake.routes(),
+        [
+            format!("HEAD /api/blobs/{digest}"),
+            format!("POST /api/blobs/{digest}"),
+            "POST /api/create".to_string()
+        ]
+    );
+    assert_eq!(calls[1].body, weights, "the blob is the file's bytes");
+    assert_eq!(
+        calls[1].header("content-length"),
+        Some(weights.len().to_string().as_str())
+    );
+    assert_eq!(
+        calls[2].json(),
+        json!({
+            "model": "tiny",
+            "files": {"tiny.gguf": digest},
+            "system": "Be brief.",
+            "parameters": {"temperature": 0.5, "stop": ["<|end|>"]}
+        })
+    );
+
+    // A blob the server has is not sent again; -q passes through.
+    let out = fake.run(
+        &[
+            "create",
+            "tiny",
+            "-f",
+            modelfile.to_str().unwrap(),
+            "-q",
+            "q4_K_M",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let routes = fake.routes();
+    assert_eq!(
+        &routes[3..],
+        [
+            format!("HEAD /api/blobs/{digest}"),
+            "POST /api/create".to_string()
+        ]
+    );
+    assert_eq!(fake.calls()[4].json()["quantize"], "q4_K_M");
+
+    // Local errors come before any request.
+    let before = fake.calls().len();
+    let out = fake.run(
+        &["create", "bad name!", "-f", modelfile.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: invalid model name: bad name!\n")
+    );
+    let out = fake.run(&["create", "x", "-f", "/nonexistent/Modelfile"], "");
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: specified Modelfile wasn't found\n")
+    );
+    std::fs::write(dir.join("Bad"), "FROM x\nBOGUS y\n").unwrap();
+    let out = fake.run(
+        &["create", "x", "-f", dir.join("Bad").to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("Error: (line 2): command must be one of"),
+        "{out:?}"
+    );
+    assert_eq!(fake.calls().len(), before);
+
+    // FROM a model name: no upload, `from` in the request; server errors surface.
+    std::fs::write(dir.join("FromName"), "FROM llama3.2\n").unwrap();
+    let failing = Fake::start(|r| match r.path.as_str() {
+        "/api/create" => Reply::Json(
+            400,
+            json!({"error": "neither 'from' or 'files' was specified"}),
+        ),
+        _ => Reply::Empty(404),
+    });
+    let out = failing.run(
+        &["create", "x", "-f", dir.join("FromName").to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .ends_with("Error: 400 Bad Request: neither 'from' or 'files' was specified\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        failing.calls()[0].json(),
+        json!({"model": "x", "from": "llama3.2"})
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
