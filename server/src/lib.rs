@@ -12,3 +12,4 @@ pub mod catalog;
 pub mod config;
 pub mod runner;
 pub mod sched;
+pub mod http;
