@@ -111,12 +111,16 @@ pub trait Catalog: Send + Sync {
     /// Downloads a model from its registry. Catalogs without a registry client refuse.
     fn pull(&self, req: &PullRequest, progress: Progress<'_>) -> Result<(), ApiError> {
         let _ = (req, progress);
-        Err(ApiError::internal("pulling models is not supported by this server"))
+        Err(ApiError::internal(
+            "pulling models is not supported by this server",
+        ))
     }
     /// Uploads a model to its registry. Catalogs without a registry client refuse.
     fn push(&self, req: &PullRequest, progress: Progress<'_>) -> Result<(), ApiError> {
         let _ = (req, progress);
-        Err(ApiError::internal("pushing models is not supported by this server"))
+        Err(ApiError::internal(
+            "pushing models is not supported by this server",
+        ))
     }
 }
 
@@ -154,7 +158,8 @@ pub trait PromptRenderer: Send + Sync {
         messages: &[Message],
         opts: &ChatRender<'_>,
     ) -> Result<String, ApiError>;
-    fn generate(&self, model: &ResolvedModel, req: &GenerateRender<'_>) -> Result<String, ApiError>;
+    fn generate(&self, model: &ResolvedModel, req: &GenerateRender<'_>)
+        -> Result<String, ApiError>;
 }
 
 #[cfg(test)]

@@ -58,9 +58,9 @@ impl HostSpec {
         };
         let (host, port) = match split_host_port(&hostport) {
             Some((h, p)) => {
-                let port = p.parse::<u16>().map_err(|_| {
-                    format!("invalid port {p:?} in {value:?} (expected 0-65535)")
-                })?;
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| format!("invalid port {p:?} in {value:?} (expected 0-65535)"))?;
                 (h, port)
             }
             None => {
@@ -98,7 +98,10 @@ impl HostSpec {
     /// The address `serve` listens on; an empty host means all interfaces.
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
         if self.host.is_empty() {
-            return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port));
+            return Ok(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                self.port,
+            ));
         }
         if let Ok(ip) = self.host.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, self.port));
@@ -184,29 +187,97 @@ pub struct Config {
 
 /// Every variable `serve` reads, with its default and meaning (for `serve --help`).
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
-    ("OLLAMA_HOST", "127.0.0.1:11434", "IP address and port of the server"),
-    ("OLLAMA_MODELS", "~/.ollama/models", "path to the models directory"),
-    ("OLLAMA_KEEP_ALIVE", "5m", "how long models stay loaded after the last request (negative = forever)"),
-    ("OLLAMA_MAX_LOADED_MODELS", "0 (auto: 3)", "maximum number of loaded models"),
+    (
+        "OLLAMA_HOST",
+        "127.0.0.1:11434",
+        "IP address and port of the server",
+    ),
+    (
+        "OLLAMA_MODELS",
+        "~/.ollama/models",
+        "path to the models directory",
+    ),
+    (
+        "OLLAMA_KEEP_ALIVE",
+        "5m",
+        "how long models stay loaded after the last request (negative = forever)",
+    ),
+    (
+        "OLLAMA_MAX_LOADED_MODELS",
+        "0 (auto: 3)",
+        "maximum number of loaded models",
+    ),
     ("OLLAMA_NUM_PARALLEL", "1", "parallel requests per model"),
-    ("OLLAMA_MAX_QUEUE", "512", "queued requests before the server answers 503"),
-    ("OLLAMA_CONTEXT_LENGTH", "0 (auto: 4096)", "default context length"),
-    ("OLLAMA_ORIGINS", "", "extra comma-separated allowed CORS origins"),
-    ("OLLAMA_DEBUG", "false", "debug logging (1 = debug, 2 = trace)"),
-    ("OLLAMA_FLASH_ATTENTION", "auto", "accepted; no effect on the CPU engine"),
-    ("OLLAMA_KV_CACHE_TYPE", "f16", "accepted; the KV cache is f16"),
+    (
+        "OLLAMA_MAX_QUEUE",
+        "512",
+        "queued requests before the server answers 503",
+    ),
+    (
+        "OLLAMA_CONTEXT_LENGTH",
+        "0 (auto: 4096)",
+        "default context length",
+    ),
+    (
+        "OLLAMA_ORIGINS",
+        "",
+        "extra comma-separated allowed CORS origins",
+    ),
+    (
+        "OLLAMA_DEBUG",
+        "false",
+        "debug logging (1 = debug, 2 = trace)",
+    ),
+    (
+        "OLLAMA_FLASH_ATTENTION",
+        "auto",
+        "accepted; no effect on the CPU engine",
+    ),
+    (
+        "OLLAMA_KV_CACHE_TYPE",
+        "f16",
+        "accepted; the KV cache is f16",
+    ),
     ("OLLAMA_NOPRUNE", "false", "do not prune unreferenced blobs"),
-    ("OLLAMA_NOHISTORY", "false", "no readline history in the CLI"),
-    ("OLLAMA_LOAD_TIMEOUT", "5m", "give up on a stalled model load (<= 0: never)"),
-    ("OLLAMA_SCHED_SPREAD", "false", "accepted; no effect without GPUs"),
-    ("OLLAMA_GPU_OVERHEAD", "0", "accepted; no effect without GPUs"),
+    (
+        "OLLAMA_NOHISTORY",
+        "false",
+        "no readline history in the CLI",
+    ),
+    (
+        "OLLAMA_LOAD_TIMEOUT",
+        "5m",
+        "give up on a stalled model load (<= 0: never)",
+    ),
+    (
+        "OLLAMA_SCHED_SPREAD",
+        "false",
+        "accepted; no effect without GPUs",
+    ),
+    (
+        "OLLAMA_GPU_OVERHEAD",
+        "0",
+        "accepted; no effect without GPUs",
+    ),
     ("OLLAMA_LLM_LIBRARY", "", "accepted; there is one backend"),
-    ("OLLAMA_MAX_TRANSFER_STREAMS", "4", "parallel transfer streams"),
+    (
+        "OLLAMA_MAX_TRANSFER_STREAMS",
+        "4",
+        "parallel transfer streams",
+    ),
     ("OLLAMA_NO_CLOUD", "false", "disable cloud features"),
-    ("OLLAMA_REMOTES", "ollama.com", "hosts allowed for remote models"),
+    (
+        "OLLAMA_REMOTES",
+        "ollama.com",
+        "hosts allowed for remote models",
+    ),
     ("OLLAMA_AUTH", "false", "the client signs requests"),
     ("OLLAMA_EDITOR", "", "editor for Ctrl+G in the CLI"),
-    ("OLLAMA_GO_TEMPLATE", "true", "prefer the Go TEMPLATE over the GGUF Jinja template"),
+    (
+        "OLLAMA_GO_TEMPLATE",
+        "true",
+        "prefer the Go TEMPLATE over the GGUF Jinja template",
+    ),
     ("OLLAMA_DEBUG_LOG_REQUESTS", "false", "log request bodies"),
     ("OLLAMA_EXPERIMENT", "", "comma-separated experiments"),
 ];
@@ -297,10 +368,12 @@ impl Config {
         let models = match env.var("OLLAMA_MODELS") {
             s if !s.is_empty() => PathBuf::from(s),
             _ => {
-                let home = (env.0)("HOME").filter(|h| !h.is_empty()).ok_or(ConfigError {
-                    var: "OLLAMA_MODELS",
-                    message: "not set and HOME is unknown".into(),
-                })?;
+                let home = (env.0)("HOME")
+                    .filter(|h| !h.is_empty())
+                    .ok_or(ConfigError {
+                        var: "OLLAMA_MODELS",
+                        message: "not set and HOME is unknown".into(),
+                    })?;
                 PathBuf::from(home).join(".ollama").join("models")
             }
         };
@@ -476,18 +549,33 @@ mod tests {
         assert_eq!(host("0.0.0.0"), (s("http"), s("0.0.0.0"), 11434, s("")));
         assert_eq!(host("1.2.3.4:5678"), (s("http"), s("1.2.3.4"), 5678, s("")));
         assert_eq!(host(":1234"), (s("http"), s(""), 1234, s("")));
-        assert_eq!(host("example.com"), (s("http"), s("example.com"), 11434, s("")));
-        assert_eq!(host("http://example.com"), (s("http"), s("example.com"), 80, s("")));
-        assert_eq!(host("https://example.com"), (s("https"), s("example.com"), 443, s("")));
+        assert_eq!(
+            host("example.com"),
+            (s("http"), s("example.com"), 11434, s(""))
+        );
+        assert_eq!(
+            host("http://example.com"),
+            (s("http"), s("example.com"), 80, s(""))
+        );
+        assert_eq!(
+            host("https://example.com"),
+            (s("https"), s("example.com"), 443, s(""))
+        );
         assert_eq!(
             host("https://example.com:8443/ollama"),
             (s("https"), s("example.com"), 8443, s("ollama"))
         );
-        assert_eq!(host("ollama.com"), (s("https"), s("ollama.com"), 443, s("")));
+        assert_eq!(
+            host("ollama.com"),
+            (s("https"), s("ollama.com"), 443, s(""))
+        );
         assert_eq!(host("[::1]:11434"), (s("http"), s("::1"), 11434, s("")));
         assert_eq!(host("::1"), (s("http"), s("::1"), 11434, s("")));
         assert_eq!(HostSpec::parse("[::1]:5").unwrap().host_port(), "[::1]:5");
-        assert_eq!(HostSpec::parse("0.0.0.0:99").unwrap().client_url(), "http://127.0.0.1:99");
+        assert_eq!(
+            HostSpec::parse("0.0.0.0:99").unwrap().client_url(),
+            "http://127.0.0.1:99"
+        );
         assert_eq!(
             HostSpec::parse(":99").unwrap().bind_addr().unwrap(),
             "0.0.0.0:99".parse().unwrap()

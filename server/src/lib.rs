@@ -10,6 +10,6 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod http;
 pub mod runner;
 pub mod sched;
-pub mod http;

@@ -101,7 +101,12 @@ struct Job {
 impl Runner {
     /// Loads the GGUF model and starts the worker.
     pub fn load(path: &Path, cfg: &RunnerConfig) -> Result<Runner, String> {
-        let model = Model::load(path, &LoadOptions { threads: cfg.threads })?;
+        let model = Model::load(
+            path,
+            &LoadOptions {
+                threads: cfg.threads,
+            },
+        )?;
         let tokenizer = Tokenizer::from_gguf(&model.file, TokenizerOptions::default())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Runner::start(model, tokenizer, cfg)
@@ -174,7 +179,11 @@ impl Runner {
         if completion.prompt.is_empty() {
             return Err("the prompt is empty".into());
         }
-        if let Some(&t) = completion.prompt.iter().find(|&&t| t as usize >= self.info.n_vocab) {
+        if let Some(&t) = completion
+            .prompt
+            .iter()
+            .find(|&&t| t as usize >= self.info.n_vocab)
+        {
             return Err(format!(
                 "token id {t} is outside the vocabulary ({} tokens)",
                 self.info.n_vocab
@@ -274,7 +283,12 @@ enum Finish {
 }
 
 impl Worker {
-    fn new(model: Model, tokenizer: Arc<Tokenizer>, info: &RunnerInfo, jobs: mpsc::Receiver<Job>) -> Worker {
+    fn new(
+        model: Model,
+        tokenizer: Arc<Tokenizer>,
+        info: &RunnerInfo,
+        jobs: mpsc::Receiver<Job>,
+    ) -> Worker {
         let slots = (0..info.num_parallel)
             .map(|_| Slot {
                 cache: model.new_cache(info.num_ctx),
@@ -337,7 +351,9 @@ impl Worker {
     /// shares the longest prefix with the prompt.
     fn assign(&mut self) {
         while !self.waiting.is_empty() {
-            let Some(job) = self.waiting.front() else { break };
+            let Some(job) = self.waiting.front() else {
+                break;
+            };
             let prompt = &job.completion.prompt;
             let best = self
                 .slots
@@ -401,7 +417,11 @@ impl Worker {
                 continue;
             }
             // Prompts always progress, even when decode tokens used the whole budget.
-            let room = if budget == 0 && !prefill_started { 1 } else { budget };
+            let room = if budget == 0 && !prefill_started {
+                1
+            } else {
+                budget
+            };
             if room == 0 {
                 break;
             }
@@ -456,7 +476,9 @@ impl Worker {
         for ((i, toks), logits) in plan.into_iter().zip(logits) {
             let slot = &mut self.slots[i];
             slot.cached.extend_from_slice(&toks);
-            let Some(seq) = slot.seq.as_mut() else { continue };
+            let Some(seq) = slot.seq.as_mut() else {
+                continue;
+            };
             if seq.next.take().is_none() {
                 seq.fed += toks.len();
                 seq.evaluated += toks.len();
@@ -474,7 +496,12 @@ impl Worker {
     }
 
     /// Samples the next token of slot `i`; returns how the sequence ends, if it does.
-    fn sample(&mut self, i: usize, logits: &[f32], cached: usize) -> Option<Result<Finish, String>> {
+    fn sample(
+        &mut self,
+        i: usize,
+        logits: &[f32],
+        cached: usize,
+    ) -> Option<Result<Finish, String>> {
         let tokenizer = &self.tokenizer;
         let seq = self.slots[i].seq.as_mut()?;
         let tok = match seq.sampler.sample(logits, &seq.history) {
@@ -505,7 +532,9 @@ impl Worker {
     }
 
     fn finish(&mut self, i: usize, outcome: Result<Finish, String>) {
-        let Some(mut seq) = self.slots[i].seq.take() else { return };
+        let Some(mut seq) = self.slots[i].seq.take() else {
+            return;
+        };
         let reason = match outcome {
             Err(e) => {
                 let _ = seq.events.send(Event::Error(e));

@@ -12,7 +12,7 @@
 use crate::api::time::{far_future, rfc3339_nano, saturating_add};
 use crate::api::{ApiError, KeepAlive, ModelDetails, ProcessModel};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -160,7 +160,9 @@ impl<M: Loaded> Scheduler<M> {
     pub fn admit(&self) -> Result<QueueTicket, ApiError> {
         let max = self.cfg.max_queue;
         self.queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
             .map_err(|_| ApiError::busy())?;
         Ok(QueueTicket(self.queued.clone()))
     }
@@ -190,14 +192,18 @@ impl<M: Loaded> Scheduler<M> {
                 let mut inner = self.lock();
                 let fits = match inner.entries.get(&key) {
                     Some(e) => match &e.state {
-                        State::Ready(m) => Some(spec.num_ctx <= e.spec.num_ctx.max(m.context_length())),
+                        State::Ready(m) => {
+                            Some(spec.num_ctx <= e.spec.num_ctx.max(m.context_length()))
+                        }
                         State::Loading => None,
                     },
                     None => None,
                 };
                 match (inner.entries.get_mut(&key), fits) {
                     (Some(e), Some(true)) => {
-                        let State::Ready(m) = &e.state else { unreachable!() };
+                        let State::Ready(m) = &e.state else {
+                            unreachable!()
+                        };
                         let model = m.clone();
                         e.refs += 1;
                         e.keep_alive = keep_alive;
@@ -316,7 +322,7 @@ impl<M: Loaded> Scheduler<M> {
         }
     }
 
-    fn release(&self, key: &PathBuf, id: u64) {
+    fn release(&self, key: &Path, id: u64) {
         let mut dropped = None;
         {
             let mut inner = self.lock();
@@ -337,23 +343,25 @@ impl<M: Loaded> Scheduler<M> {
     }
 
     /// Starts the keep-alive countdown of an idle entry.
-    fn arm_idle_timer(&self, key: &PathBuf, e: &mut Entry<M>) {
+    fn arm_idle_timer(&self, key: &Path, e: &mut Entry<M>) {
         e.timer += 1;
         e.expires = None;
-        let KeepAlive::For(d) = e.keep_alive else { return };
+        let KeepAlive::For(d) = e.keep_alive else {
+            return;
+        };
         let now = Instant::now();
         e.expires = Some((now + d, saturating_add(SystemTime::now(), d)));
         let (id, gen) = (e.id, e.timer);
         let Some(rt) = self.runtime.get() else { return };
         let Some(me) = self.self_arc() else { return };
-        let key = key.clone();
+        let key = key.to_path_buf();
         rt.spawn(async move {
             tokio::time::sleep(d).await;
             me.expire_if(&key, id, gen);
         });
     }
 
-    fn expire_if(&self, key: &PathBuf, id: u64, gen: u64) {
+    fn expire_if(&self, key: &Path, id: u64, gen: u64) {
         let dropped = {
             let mut inner = self.lock();
             let due = inner
@@ -374,7 +382,7 @@ impl<M: Loaded> Scheduler<M> {
 
     /// Unloads the model at `path` now if idle, else as soon as its last request ends
     /// (`keep_alive: 0` on an empty request, `ollama stop`). Returns whether it was loaded.
-    pub fn expire(&self, path: &PathBuf) -> bool {
+    pub fn expire(&self, path: &Path) -> bool {
         let mut dropped = None;
         let found = {
             let mut inner = self.lock();
@@ -404,7 +412,9 @@ impl<M: Loaded> Scheduler<M> {
                 .filter(|(_, e)| e.refs == 0 && matches!(e.state, State::Ready(_)))
                 .map(|(k, _)| k.clone())
                 .collect();
-            keys.iter().filter_map(|k| inner.entries.remove(k)).collect()
+            keys.iter()
+                .filter_map(|k| inner.entries.remove(k))
+                .collect()
         };
         drop(dropped);
         self.changed.notify_waiters();
@@ -418,7 +428,9 @@ impl<M: Loaded> Scheduler<M> {
             .entries
             .values()
             .filter_map(|e| {
-                let State::Ready(m) = &e.state else { return None };
+                let State::Ready(m) = &e.state else {
+                    return None;
+                };
                 let expires = match (e.keep_alive, e.expires) {
                     (KeepAlive::Forever, _) => far_future(),
                     (_, Some((_, at))) if e.refs == 0 => at,
@@ -444,7 +456,7 @@ impl<M: Loaded> Scheduler<M> {
     }
 
     /// In-flight requests per loaded model path (tests, diagnostics).
-    pub fn refs(&self, path: &PathBuf) -> Option<usize> {
+    pub fn refs(&self, path: &Path) -> Option<usize> {
         self.lock().entries.get(path).map(|e| e.refs)
     }
 

@@ -28,28 +28,51 @@ fn generate_streams_ndjson_and_matches_the_non_streaming_answer() {
         assert_eq!(c["model"], "smol");
         assert_eq!(c["done"], false);
         assert!(c["response"].is_string());
-        assert!(c.get("done_reason").is_none() && c.get("eval_count").is_none(), "{c}");
+        assert!(
+            c.get("done_reason").is_none() && c.get("eval_count").is_none(),
+            "{c}"
+        );
         assert!(c["created_at"].as_str().unwrap().ends_with('Z'));
     }
     assert_eq!(last["done"], true);
     assert_eq!(last["response"], "");
-    assert!(["stop", "length"].contains(&last["done_reason"].as_str().unwrap()), "{last}");
-    for k in ["total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"] {
+    assert!(
+        ["stop", "length"].contains(&last["done_reason"].as_str().unwrap()),
+        "{last}"
+    );
+    for k in [
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    ] {
         assert!(last[k].as_u64().unwrap() > 0, "{k} in {last}");
     }
     assert!(last["eval_count"].as_u64().unwrap() <= 12);
     let context = last["context"].as_array().unwrap();
     assert!(context.len() > last["prompt_eval_count"].as_u64().unwrap() as usize);
-    let streamed: String = chunks.iter().map(|c| c["response"].as_str().unwrap()).collect();
+    let streamed: String = chunks
+        .iter()
+        .map(|c| c["response"].as_str().unwrap())
+        .collect();
     assert!(!streamed.is_empty());
 
     let mut body2 = body.clone();
     body2["stream"] = json!(false);
     let r2 = post(s.addr, "/api/generate", &body2);
     assert_eq!(r2.status, 200);
-    assert_eq!(r2.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        r2.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let one = r2.json();
-    assert_eq!(one["response"].as_str().unwrap(), streamed, "same seed, same text");
+    assert_eq!(
+        one["response"].as_str().unwrap(),
+        streamed,
+        "same seed, same text"
+    );
     assert_eq!(one["done"], true);
     assert_eq!(one["context"], last["context"]);
 }
@@ -66,7 +89,10 @@ fn num_predict_stops_with_length_and_stop_sequences_cut_the_text() {
     .json();
     assert_eq!(r["done_reason"], "length", "{r}");
     assert_eq!(r["eval_count"], 5);
-    assert!(r.get("context").is_none(), "raw requests return no context: {r}");
+    assert!(
+        r.get("context").is_none(),
+        "raw requests return no context: {r}"
+    );
 
     let r = post(
         s.addr,
@@ -126,14 +152,27 @@ fn load_unload_and_keep_alive() {
     assert!(m["size"].as_u64().unwrap() > 90_000_000);
     assert!(m["expires_at"].as_str().unwrap().ends_with('Z'));
 
-    let r = post(s.addr, "/api/chat", &json!({"model": "smol", "keep_alive": 0})).json();
+    let r = post(
+        s.addr,
+        "/api/chat",
+        &json!({"model": "smol", "keep_alive": 0}),
+    )
+    .json();
     assert_eq!(r["done_reason"], "unload");
     assert_eq!(r["message"], json!({"role": "assistant", "content": ""}));
     assert!(ps_names(s.addr).is_empty());
     // Unloading what is not loaded is fine; an unknown model is not.
-    let r = post(s.addr, "/api/generate", &json!({"model": "smol", "keep_alive": "0s"}));
+    let r = post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "keep_alive": "0s"}),
+    );
     assert_eq!(r.json()["done_reason"], "unload");
-    let r = post(s.addr, "/api/generate", &json!({"model": "nope", "keep_alive": 0}));
+    let r = post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "nope", "keep_alive": 0}),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json(), json!({"error": "model 'nope' not found"}));
 
@@ -144,15 +183,29 @@ fn load_unload_and_keep_alive() {
         &json!({"model": "smol", "prompt": "Hi", "stream": false, "keep_alive": 0, "options": opts(1, 3)}),
     );
     assert_eq!(r.status, 200);
-    assert!(eventually(5, || ps_names(s.addr).is_empty()), "{:?}", ps_names(s.addr));
+    assert!(
+        eventually(5, || ps_names(s.addr).is_empty()),
+        "{:?}",
+        ps_names(s.addr)
+    );
 
     // keep_alive -1: forever.
-    post(s.addr, "/api/generate", &json!({"model": "smol", "keep_alive": -1}));
+    post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "keep_alive": -1}),
+    );
     let ps = get(s.addr, "/api/ps").json();
-    let year: i64 = ps["models"][0]["expires_at"].as_str().unwrap()[..4].parse().unwrap();
+    let year: i64 = ps["models"][0]["expires_at"].as_str().unwrap()[..4]
+        .parse()
+        .unwrap();
     assert!(year > 2200, "{ps}");
     // A short keep_alive expires on its own.
-    post(s.addr, "/api/generate", &json!({"model": "smol", "keep_alive": "300ms"}));
+    post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "keep_alive": "300ms"}),
+    );
     assert_eq!(ps_names(s.addr), vec!["smol:latest".to_string()]);
     assert!(eventually(5, || ps_names(s.addr).is_empty()));
 }
@@ -160,7 +213,11 @@ fn load_unload_and_keep_alive() {
 #[test]
 fn a_num_ctx_within_the_loaded_context_does_not_reload() {
     let s = server();
-    post(s.addr, "/api/generate", &json!({"model": "smol", "options": {"num_ctx": 2048}}));
+    post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "options": {"num_ctx": 2048}}),
+    );
     let before = get(s.addr, "/api/ps").json()["models"][0].clone();
     assert_eq!(before["context_length"], 2048);
     let r = post(
@@ -169,11 +226,21 @@ fn a_num_ctx_within_the_loaded_context_does_not_reload() {
         &json!({"model": "smol", "prompt": "Hi", "stream": false, "options": {"num_ctx": 512, "num_predict": 2}}),
     )
     .json();
-    assert_eq!(r["load_duration"].as_u64().unwrap_or(0) < 50_000_000, true, "{r}");
-    assert_eq!(get(s.addr, "/api/ps").json()["models"][0]["context_length"], 2048);
+    assert!(r["load_duration"].as_u64().unwrap_or(0) < 50_000_000, "{r}");
+    assert_eq!(
+        get(s.addr, "/api/ps").json()["models"][0]["context_length"],
+        2048
+    );
     // Larger than loaded: reloaded with the larger context.
-    post(s.addr, "/api/generate", &json!({"model": "smol", "options": {"num_ctx": 3000}}));
-    assert_eq!(get(s.addr, "/api/ps").json()["models"][0]["context_length"], 3000);
+    post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "options": {"num_ctx": 3000}}),
+    );
+    assert_eq!(
+        get(s.addr, "/api/ps").json()["models"][0]["context_length"],
+        3000
+    );
 }
 
 #[test]
@@ -196,7 +263,10 @@ fn long_prompts_are_truncated_or_refused() {
                 "options": {"num_ctx": 128, "num_predict": 3}}),
     );
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["error"], "the input length exceeds the context length");
+    assert_eq!(
+        r.json()["error"],
+        "the input length exceeds the context length"
+    );
 }
 
 #[test]
@@ -225,7 +295,11 @@ fn sse_events(text: &str) -> Vec<String> {
     assert!(text.ends_with("\n\n"), "{text:?}");
     text.split("\n\n")
         .filter(|e| !e.is_empty())
-        .map(|e| e.strip_prefix("data: ").unwrap_or_else(|| panic!("bad event {e:?}")).to_string())
+        .map(|e| {
+            e.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("bad event {e:?}"))
+                .to_string()
+        })
         .collect()
 }
 
@@ -242,7 +316,10 @@ fn openai_chat_completions_plain_and_streamed() {
     assert_eq!(j["system_fingerprint"], "fp_ollama");
     assert!(j["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert_eq!(j["choices"][0]["message"]["role"], "assistant");
-    let content = j["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let content = j["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let u = &j["usage"];
     assert_eq!(
         u["total_tokens"].as_u64().unwrap(),
@@ -266,10 +343,16 @@ fn openai_chat_completions_plain_and_streamed() {
     assert!(n >= 3);
     let usage = &chunks[n - 1];
     assert_eq!(usage["choices"], json!([]));
-    assert_eq!(usage["usage"]["completion_tokens"], j["usage"]["completion_tokens"]);
+    assert_eq!(
+        usage["usage"]["completion_tokens"],
+        j["usage"]["completion_tokens"]
+    );
     let fin = &chunks[n - 2];
     assert_eq!(fin["choices"][0]["delta"], json!({}));
-    assert_eq!(fin["choices"][0]["finish_reason"], j["choices"][0]["finish_reason"]);
+    assert_eq!(
+        fin["choices"][0]["finish_reason"],
+        j["choices"][0]["finish_reason"]
+    );
     let mut streamed = String::new();
     for c in &chunks[..n - 2] {
         assert_eq!(c["object"], "chat.completion.chunk");
@@ -285,7 +368,11 @@ fn openai_chat_completions_plain_and_streamed() {
 #[test]
 fn openai_completions_and_errors() {
     let s = server();
-    let r = post(s.addr, "/v1/completions", &json!({"model": "smol", "prompt": "1, 2, 3,", "max_tokens": 4, "temperature": 0}));
+    let r = post(
+        s.addr,
+        "/v1/completions",
+        &json!({"model": "smol", "prompt": "1, 2, 3,", "max_tokens": 4, "temperature": 0}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
     assert_eq!(j["object"], "text_completion");
@@ -293,11 +380,18 @@ fn openai_completions_and_errors() {
     assert_eq!(j["choices"][0]["finish_reason"], "length");
     assert_eq!(j["usage"]["completion_tokens"], 4);
 
-    let r = post(s.addr, "/v1/completions", &json!({"model": "smol", "prompt": "1, 2, 3,", "max_tokens": 3,
-        "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}));
+    let r = post(
+        s.addr,
+        "/v1/completions",
+        &json!({"model": "smol", "prompt": "1, 2, 3,", "max_tokens": 3,
+        "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}),
+    );
     let events = sse_events(&r.text());
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["completion_tokens"], 3);
@@ -305,19 +399,37 @@ fn openai_completions_and_errors() {
         assert_eq!(c["object"], "text_completion");
         assert_eq!(c["usage"]["total_tokens"], 0);
     }
-    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "length");
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "length"
+    );
 
-    let r = post(s.addr, "/v1/chat/completions", &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}));
+    let r = post(
+        s.addr,
+        "/v1/chat/completions",
+        &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json(),
         json!({"error": {"message": "model 'gpt-4o' not found", "type": "not_found_error", "param": null, "code": null}})
     );
-    let r = post(s.addr, "/v1/chat/completions", &json!({"model": "smol", "messages": []}));
+    let r = post(
+        s.addr,
+        "/v1/chat/completions",
+        &json!({"model": "smol", "messages": []}),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["message"], "[] is too short - 'messages'");
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
-    let r = post(s.addr, "/v1/completions", &json!({"model": "smol", "prompt": "x", "stop": [1]}));
+    let r = post(
+        s.addr,
+        "/v1/completions",
+        &json!({"model": "smol", "prompt": "x", "stop": [1]}),
+    );
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["error"]["message"], "invalid type for 'stop' field: float64");
+    assert_eq!(
+        r.json()["error"]["message"],
+        "invalid type for 'stop' field: float64"
+    );
 }

@@ -34,14 +34,21 @@ fn run_stream(addr: std::net::SocketAddr, body: &Value) -> (String, Instant, Ins
 
 #[test]
 fn four_parallel_streams_equal_their_serial_results() {
-    let s = start(config(&[("OLLAMA_NUM_PARALLEL", "4")]), MemCatalog::with_smollm2());
+    let s = start(
+        config(&[("OLLAMA_NUM_PARALLEL", "4")]),
+        MemCatalog::with_smollm2(),
+    );
     let prompts = [
         "Once upon a time",
         "The three primary colors are",
         "def fibonacci(n):",
         "My favourite food is",
     ];
-    let bodies: Vec<Value> = prompts.iter().enumerate().map(|(i, p)| gen_body(p, 100 + i as i64, 24)).collect();
+    let bodies: Vec<Value> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| gen_body(p, 100 + i as i64, 24))
+        .collect();
     let serial: Vec<String> = bodies.iter().map(|b| run_stream(s.addr, b).0).collect();
     for t in &serial {
         assert!(!t.is_empty());
@@ -54,7 +61,8 @@ fn four_parallel_streams_equal_their_serial_results() {
         .cloned()
         .map(|b| std::thread::spawn(move || run_stream(addr, &b)))
         .collect();
-    let results: Vec<(String, Instant, Instant)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results: Vec<(String, Instant, Instant)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
     for (i, (text, _, _)) in results.iter().enumerate() {
         assert_eq!(text, &serial[i], "stream {i} differs when batched");
     }
@@ -66,8 +74,16 @@ fn four_parallel_streams_equal_their_serial_results() {
 
 #[test]
 fn a_client_that_hangs_up_frees_its_slot() {
-    let s = start(config(&[("OLLAMA_NUM_PARALLEL", "1")]), MemCatalog::with_smollm2());
-    let mut st = stream(s.addr, "POST", "/api/generate", &gen_body("Write a very long story:", 1, 100_000));
+    let s = start(
+        config(&[("OLLAMA_NUM_PARALLEL", "1")]),
+        MemCatalog::with_smollm2(),
+    );
+    let mut st = stream(
+        s.addr,
+        "POST",
+        "/api/generate",
+        &gen_body("Write a very long story:", 1, 100_000),
+    );
     assert_eq!(st.status, 200);
     for _ in 0..3 {
         let l = st.next_line().unwrap();
@@ -95,23 +111,40 @@ fn a_full_queue_answers_503() {
         MemCatalog::with_smollm2(),
     );
     // A: running (holds the slot).
-    let mut a = stream(s.addr, "POST", "/api/generate", &gen_body("Tell me a story:", 1, 100_000));
+    let mut a = stream(
+        s.addr,
+        "POST",
+        "/api/generate",
+        &gen_body("Tell me a story:", 1, 100_000),
+    );
     assert!(a.next_line().is_some());
     // B: waits for the slot (fills the queue).
     let addr = s.addr;
     let b = std::thread::spawn(move || {
-        post(addr, "/api/generate", &json!({"model": "smol", "prompt": "Hi", "stream": false,
-                                              "options": {"num_predict": 2}}))
+        post(
+            addr,
+            "/api/generate",
+            &json!({"model": "smol", "prompt": "Hi", "stream": false,
+                                              "options": {"num_predict": 2}}),
+        )
     });
     assert!(eventually(10, || s.state.sched.queued() == 1));
     // C: refused.
-    let c = post(s.addr, "/api/generate", &json!({"model": "smol", "prompt": "Hi", "stream": false}));
+    let c = post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "prompt": "Hi", "stream": false}),
+    );
     assert_eq!(c.status, 503);
     assert_eq!(
         c.json(),
         json!({"error": "server busy, please try again.  maximum pending requests exceeded"})
     );
-    let c = post(s.addr, "/v1/chat/completions", &json!({"model": "smol", "messages": [{"role": "user", "content": "x"}]}));
+    let c = post(
+        s.addr,
+        "/v1/chat/completions",
+        &json!({"model": "smol", "messages": [{"role": "user", "content": "x"}]}),
+    );
     assert_eq!(c.status, 503);
     assert_eq!(c.json()["error"]["type"], "api_error");
     // A hangs up; B gets the slot and completes.
@@ -140,6 +173,9 @@ fn prefix_reuse_evaluates_only_the_new_tokens() {
     // The second prompt is longer than the first, yet only its new part was evaluated.
     assert!(p2 < p1 + 20, "p1={p1} p2={p2}");
     let again = post(s.addr, "/api/chat", &second).json();
-    assert_eq!(again["prompt_eval_count"], 1, "a repeated prompt re-evaluates only its last token");
+    assert_eq!(
+        again["prompt_eval_count"], 1,
+        "a repeated prompt re-evaluates only its last token"
+    );
     assert_eq!(again["message"]["content"], r2["message"]["content"]);
 }

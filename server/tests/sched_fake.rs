@@ -1,7 +1,7 @@
 //! The scheduler with an injected loader: keep-alive timers, eviction, reloads, admission.
 
 use ferrite_server::api::{KeepAlive, ModelDetails, SERVER_BUSY};
-use ferrite_server::sched::{Loaded, LoadFn, LoadSpec, SchedConfig, Scheduler};
+use ferrite_server::sched::{LoadFn, LoadSpec, Loaded, SchedConfig, Scheduler};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,14 +87,22 @@ const MIN5: KeepAlive = KeepAlive::For(Duration::from_secs(300));
 #[tokio::test]
 async fn keep_alive_zero_unloads_when_the_last_request_ends() {
     let h = harness(3, 10, MIN5, Duration::ZERO);
-    let a = h.sched.acquire(&spec("a", 2048), Some(KeepAlive::For(Duration::ZERO))).await.unwrap();
+    let a = h
+        .sched
+        .acquire(&spec("a", 2048), Some(KeepAlive::For(Duration::ZERO)))
+        .await
+        .unwrap();
     let b = h.sched.acquire(&spec("a", 2048), None).await.unwrap();
     assert_eq!(h.loads.load(Ordering::SeqCst), 1, "one load for both");
     assert_eq!(h.sched.refs(&spec("a", 0).path), Some(2));
     // The later request set the default keep-alive again; make it 0 once more.
     drop(b);
     assert_eq!(names(&h), vec!["a"], "still in use");
-    let c = h.sched.acquire(&spec("a", 2048), Some(KeepAlive::For(Duration::ZERO))).await.unwrap();
+    let c = h
+        .sched
+        .acquire(&spec("a", 2048), Some(KeepAlive::For(Duration::ZERO)))
+        .await
+        .unwrap();
     drop(a);
     assert_eq!(names(&h), vec!["a"], "c still uses it");
     drop(c);
@@ -117,7 +125,14 @@ async fn the_idle_timer_starts_after_the_last_request() {
     let lease = h.sched.acquire(&spec("b", 2048), ka).await.unwrap();
     drop(lease);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let again = h.sched.acquire(&spec("b", 2048), Some(KeepAlive::For(Duration::from_secs(60)))).await.unwrap();
+    let again = h
+        .sched
+        .acquire(
+            &spec("b", 2048),
+            Some(KeepAlive::For(Duration::from_secs(60))),
+        )
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     drop(again);
     assert_eq!(names(&h), vec!["b"]);
@@ -145,15 +160,34 @@ async fn forever_and_expiry_times() {
 async fn eviction_prefers_idle_models_expiring_first() {
     let h = harness(2, 10, MIN5, Duration::ZERO);
     let a = h.sched.acquire(&spec("a", 512), None).await.unwrap();
-    drop(h.sched.acquire(&spec("b", 512), Some(KeepAlive::For(Duration::from_secs(30)))).await.unwrap());
+    drop(
+        h.sched
+            .acquire(
+                &spec("b", 512),
+                Some(KeepAlive::For(Duration::from_secs(30))),
+            )
+            .await
+            .unwrap(),
+    );
     drop(h.sched.acquire(&spec("c", 512), None).await.unwrap());
     // a is busy, so b (the only idle one) went.
     assert_eq!(names(&h), vec!["a", "c"]);
     drop(a);
-    drop(h.sched.acquire(&spec("d", 512), Some(KeepAlive::For(Duration::from_secs(10)))).await.unwrap());
+    drop(
+        h.sched
+            .acquire(
+                &spec("d", 512),
+                Some(KeepAlive::For(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap(),
+    );
     // a and c idle with the same keep-alive; c was released first, so it expires first.
     assert_eq!(names(&h), vec!["a", "d"]);
-    assert_eq!(*h.dropped.lock().unwrap(), vec!["b".to_string(), "c".to_string()]);
+    assert_eq!(
+        *h.dropped.lock().unwrap(),
+        vec!["b".to_string(), "c".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -161,12 +195,21 @@ async fn a_new_model_waits_while_all_resident_ones_are_busy() {
     let h = harness(1, 10, MIN5, Duration::ZERO);
     let a = h.sched.acquire(&spec("a", 512), None).await.unwrap();
     let sched = h.sched.clone();
-    let waiter = tokio::spawn(async move { sched.acquire(&spec("b", 512), None).await.map(|l| l.context_length()) });
+    let waiter = tokio::spawn(async move {
+        sched
+            .acquire(&spec("b", 512), None)
+            .await
+            .map(|l| l.context_length())
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished(), "b must wait for a");
     assert_eq!(names(&h), vec!["a"]);
     drop(a);
-    let ctx = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap().unwrap();
+    let ctx = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(ctx, 512);
     assert_eq!(names(&h), vec!["b"]);
 }
@@ -179,11 +222,23 @@ async fn num_ctx_within_the_loaded_context_reuses_larger_reloads_when_idle() {
     assert_eq!(small.context_length(), 4096);
     assert_eq!(h.loads.load(Ordering::SeqCst), 1);
     let sched = h.sched.clone();
-    let big = tokio::spawn(async move { sched.acquire(&spec("a", 8192), None).await.map(|l| l.context_length()) });
+    let big = tokio::spawn(async move {
+        sched
+            .acquire(&spec("a", 8192), None)
+            .await
+            .map(|l| l.context_length())
+    });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!big.is_finished(), "a reload waits for the model to be idle");
+    assert!(
+        !big.is_finished(),
+        "a reload waits for the model to be idle"
+    );
     drop(small);
-    let ctx = tokio::time::timeout(Duration::from_secs(5), big).await.unwrap().unwrap().unwrap();
+    let ctx = tokio::time::timeout(Duration::from_secs(5), big)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(ctx, 8192);
     assert_eq!(h.loads.load(Ordering::SeqCst), 2);
 }
@@ -194,7 +249,9 @@ async fn concurrent_requests_share_one_load() {
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let sched = h.sched.clone();
-        tasks.push(tokio::spawn(async move { sched.acquire(&spec("a", 512), None).await.is_ok() }));
+        tasks.push(tokio::spawn(async move {
+            sched.acquire(&spec("a", 512), None).await.is_ok()
+        }));
     }
     for t in tasks {
         assert!(t.await.unwrap());
@@ -206,7 +263,12 @@ async fn concurrent_requests_share_one_load() {
 #[tokio::test]
 async fn load_errors_are_reported_and_not_cached() {
     let h = harness(3, 10, MIN5, Duration::ZERO);
-    let err = h.sched.acquire(&spec("broken", 512), None).await.err().unwrap();
+    let err = h
+        .sched
+        .acquire(&spec("broken", 512), None)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.status, 500);
     assert_eq!(err.message, "/models/broken.gguf: not a GGUF file");
     assert!(names(&h).is_empty());
@@ -218,13 +280,18 @@ async fn a_requester_that_leaves_during_the_load_does_not_pin_the_model() {
     let h = harness(3, 10, MIN5, Duration::from_millis(300));
     let sched = h.sched.clone();
     let t = tokio::spawn(async move {
-        let _ = sched.acquire(&spec("a", 512), Some(KeepAlive::For(Duration::ZERO))).await;
+        let _ = sched
+            .acquire(&spec("a", 512), Some(KeepAlive::For(Duration::ZERO)))
+            .await;
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     t.abort();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(h.loads.load(Ordering::SeqCst), 1);
-    assert!(names(&h).is_empty(), "keep_alive 0 and nobody using it: unloaded");
+    assert!(
+        names(&h).is_empty(),
+        "keep_alive 0 and nobody using it: unloaded"
+    );
 }
 
 #[tokio::test]

@@ -46,7 +46,10 @@ pub fn parse_go_duration(input: &str) -> Result<i64, String> {
             .map(|(i, _)| i)
             .unwrap_or(s.len());
         if unit_len == 0 {
-            return Err(format!("time: missing unit in duration {}", go_quote(input)));
+            return Err(format!(
+                "time: missing unit in duration {}",
+                go_quote(input)
+            ));
         }
         let unit = &s[..unit_len];
         s = &s[unit_len..];

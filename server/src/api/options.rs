@@ -39,7 +39,10 @@ pub const OPTION_KINDS: &[(&str, OptionKind)] = &[
 ];
 
 pub fn option_kind(key: &str) -> Option<OptionKind> {
-    OPTION_KINDS.iter().find(|(k, _)| *k == key).map(|&(_, t)| t)
+    OPTION_KINDS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|&(_, t)| t)
 }
 
 /// The merged runtime options of one request.
@@ -109,28 +112,29 @@ impl RunOptions {
             }
             match kind {
                 OptionKind::Int => {
-                    let v = int_value(val)
-                        .ok_or_else(|| type_error(format!("option {key:?} must be of type integer")))?;
+                    let v = int_value(val).ok_or_else(|| {
+                        type_error(format!("option {key:?} must be of type integer"))
+                    })?;
                     self.set_int(key, v);
                 }
                 OptionKind::Float => {
-                    let v = val
-                        .as_f64()
-                        .ok_or_else(|| type_error(format!("option {key:?} must be of type float32")))?;
+                    let v = val.as_f64().ok_or_else(|| {
+                        type_error(format!("option {key:?} must be of type float32"))
+                    })?;
                     self.set_float(key, v as f32);
                 }
                 OptionKind::Bool => {
-                    let v = val
-                        .as_bool()
-                        .ok_or_else(|| type_error(format!("option {key:?} must be of type boolean")))?;
+                    let v = val.as_bool().ok_or_else(|| {
+                        type_error(format!("option {key:?} must be of type boolean"))
+                    })?;
                     if key == "use_mmap" {
                         self.use_mmap = Some(v);
                     }
                 }
                 OptionKind::StringList => {
-                    let arr = val
-                        .as_array()
-                        .ok_or_else(|| type_error(format!("option {key:?} must be of type array")))?;
+                    let arr = val.as_array().ok_or_else(|| {
+                        type_error(format!("option {key:?} must be of type array"))
+                    })?;
                     let mut out = Vec::with_capacity(arr.len());
                     for item in arr {
                         let s = item.as_str().ok_or_else(|| {
@@ -219,10 +223,14 @@ mod tests {
     #[test]
     fn layers_override_in_order() {
         let mut o = RunOptions::default();
-        o.apply(&map(json!({"temperature": 0.2, "stop": ["<|im_end|>"], "num_ctx": 2048})))
-            .unwrap();
-        o.apply(&map(json!({"temperature": 0.7, "top_k": 12.9, "seed": null})))
-            .unwrap();
+        o.apply(&map(
+            json!({"temperature": 0.2, "stop": ["<|im_end|>"], "num_ctx": 2048}),
+        ))
+        .unwrap();
+        o.apply(&map(
+            json!({"temperature": 0.7, "top_k": 12.9, "seed": null}),
+        ))
+        .unwrap();
         assert_eq!(o.temperature, 0.7);
         assert_eq!(o.top_k, 12);
         assert_eq!(o.seed, -1);
@@ -233,19 +241,36 @@ mod tests {
     #[test]
     fn unknown_and_removed_keys_are_ignored() {
         let mut o = RunOptions::default();
-        o.apply(&map(json!({"mirostat": 2, "tfs_z": "x", "numa": true, "bogus": [1]})))
-            .unwrap();
+        o.apply(&map(
+            json!({"mirostat": 2, "tfs_z": "x", "numa": true, "bogus": [1]}),
+        ))
+        .unwrap();
         assert_eq!(o, RunOptions::default());
     }
 
     #[test]
     fn wrong_types_are_errors() {
         let cases = [
-            (json!({"top_k": "40"}), "option \"top_k\" must be of type integer"),
-            (json!({"temperature": "hot"}), "option \"temperature\" must be of type float32"),
-            (json!({"use_mmap": 1}), "option \"use_mmap\" must be of type boolean"),
-            (json!({"stop": "x"}), "option \"stop\" must be of type array"),
-            (json!({"stop": ["a", 1]}), "option \"stop\" must be of an array of strings"),
+            (
+                json!({"top_k": "40"}),
+                "option \"top_k\" must be of type integer",
+            ),
+            (
+                json!({"temperature": "hot"}),
+                "option \"temperature\" must be of type float32",
+            ),
+            (
+                json!({"use_mmap": 1}),
+                "option \"use_mmap\" must be of type boolean",
+            ),
+            (
+                json!({"stop": "x"}),
+                "option \"stop\" must be of type array",
+            ),
+            (
+                json!({"stop": ["a", 1]}),
+                "option \"stop\" must be of an array of strings",
+            ),
         ];
         for (v, want) in cases {
             let err = RunOptions::default().apply(&map(v)).unwrap_err();

@@ -85,7 +85,11 @@ pub struct ToolCallFunction {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "nullable")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub id: String,
     #[serde(default, deserialize_with = "nullable")]
     pub function: ToolCallFunction,
@@ -98,16 +102,36 @@ pub struct Message {
     pub role: String,
     #[serde(default, deserialize_with = "nullable")]
     pub content: String,
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "nullable")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub thinking: String,
     /// Base64 image data.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "nullable")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub images: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "nullable")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub tool_calls: Vec<ToolCall>,
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "nullable")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub tool_name: String,
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "nullable")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub tool_call_id: String,
 }
 
@@ -234,7 +258,11 @@ pub struct GenerateResponse {
     pub metrics: Metrics,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
-    #[serde(default, rename = "_debug_info", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "_debug_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub debug_info: Option<DebugInfo>,
 }
 
@@ -248,7 +276,11 @@ pub struct ChatResponse {
     pub done_reason: String,
     #[serde(flatten)]
     pub metrics: Metrics,
-    #[serde(default, rename = "_debug_info", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "_debug_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub debug_info: Option<DebugInfo>,
 }
 
@@ -371,10 +403,14 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                _ => Err(serde::de::Error::custom("license must be a string or a list of strings")),
+                _ => Err(serde::de::Error::custom(
+                    "license must be a string or a list of strings",
+                )),
             })
             .collect(),
-        _ => Err(serde::de::Error::custom("license must be a string or a list of strings")),
+        _ => Err(serde::de::Error::custom(
+            "license must be a string or a list of strings",
+        )),
     }
 }
 
@@ -516,7 +552,8 @@ mod tests {
             err.to_string(),
             "invalid think value: \"huge\" (must be \"high\", \"medium\", \"low\", \"max\", true, or false)"
         );
-        let err = serde_json::from_value::<GenerateRequest>(json!({"keep_alive": [1]})).unwrap_err();
+        let err =
+            serde_json::from_value::<GenerateRequest>(json!({"keep_alive": [1]})).unwrap_err();
         assert_eq!(err.to_string(), "Unsupported type: '[]interface {}'");
     }
 

@@ -67,7 +67,7 @@ impl Origins {
             return true;
         }
         let origin = origin.to_lowercase();
-        self.exact.iter().any(|e| *e == origin)
+        self.exact.contains(&origin)
             || self.wildcard.iter().any(|(pre, suf)| {
                 origin.len() >= pre.len() + suf.len()
                     && origin.starts_with(pre.as_str())
@@ -128,7 +128,9 @@ fn host_part(h: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     match h.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
         _ => h,
     }
 }
@@ -163,14 +165,24 @@ fn status_only(code: StatusCode) -> Response {
     (code, Body::empty()).into_response()
 }
 
-pub async fn guard(State(cfg): State<std::sync::Arc<GuardConfig>>, req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(cfg): State<std::sync::Arc<GuardConfig>>,
+    req: Request,
+    next: Next,
+) -> Response {
     // Owned copies: a borrow of the (non-Sync) request must not live across the await.
     let (host, origin, method) = {
         let h = req.headers();
         let get = |name: header::HeaderName| {
-            h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
         };
-        (get(header::HOST).unwrap_or_default(), get(header::ORIGIN), req.method().clone())
+        (
+            get(header::HOST).unwrap_or_default(),
+            get(header::ORIGIN),
+            req.method().clone(),
+        )
     };
     let mut allow_origin: Option<String> = None;
 
@@ -180,19 +192,33 @@ pub async fn guard(State(cfg): State<std::sync::Arc<GuardConfig>>, req: Request,
             if !cfg.origins.allows(&origin) {
                 return status_only(StatusCode::FORBIDDEN);
             }
-            let value = if cfg.origins.any { "*".to_string() } else { origin };
+            let value = if cfg.origins.any {
+                "*".to_string()
+            } else {
+                origin
+            };
             if method == Method::OPTIONS {
                 let mut resp = status_only(StatusCode::NO_CONTENT);
                 let h = resp.headers_mut();
                 if let Ok(v) = HeaderValue::from_str(&value) {
                     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
                 }
-                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static(ALLOWED_METHODS),
+                );
                 if let Ok(v) = HeaderValue::from_str(&ALLOWED_HEADERS.join(",")) {
                     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
                 }
-                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
-                for v in ["Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"] {
+                h.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static(MAX_AGE),
+                );
+                for v in [
+                    "Origin",
+                    "Access-Control-Request-Method",
+                    "Access-Control-Request-Headers",
+                ] {
                     h.append(header::VARY, HeaderValue::from_static(v));
                 }
                 return resp;
@@ -210,9 +236,11 @@ pub async fn guard(State(cfg): State<std::sync::Arc<GuardConfig>>, req: Request,
     let mut resp = next.run(req).await;
     if let Some(value) = allow_origin {
         if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
-        resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+        resp.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp
 }
@@ -245,7 +273,11 @@ mod tests {
         ] {
             assert!(o.allows(ok), "{ok}");
         }
-        for bad in ["http://evil.com", "http://localhost.evil.com", "chrome-extension://abc"] {
+        for bad in [
+            "http://evil.com",
+            "http://localhost.evil.com",
+            "chrome-extension://abc",
+        ] {
             assert!(!o.allows(bad), "{bad}");
         }
     }
@@ -285,7 +317,12 @@ mod tests {
         ] {
             assert!(allow(ok), "{ok}");
         }
-        for bad in ["evil.com", "evil.com:11434", "localhost.evil.com", "8.8.8.8"] {
+        for bad in [
+            "evil.com",
+            "evil.com:11434",
+            "localhost.evil.com",
+            "8.8.8.8",
+        ] {
             assert!(!allow(bad), "{bad}");
         }
         assert!(matches!(
@@ -296,6 +333,9 @@ mod tests {
             bound: "0.0.0.0:11434".parse().unwrap(),
             ..cfg
         };
-        assert!(matches!(check_host(&open, "evil.com", &get), HostVerdict::Allow));
+        assert!(matches!(
+            check_host(&open, "evil.com", &get),
+            HostVerdict::Allow
+        ));
     }
 }

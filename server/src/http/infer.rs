@@ -4,7 +4,8 @@
 use super::think::ThinkParser;
 use super::{blocking, AppState};
 use crate::api::{
-    ApiError, ChatRequest, DebugInfo, GenerateRequest, KeepAlive, Message, Metrics, RunOptions, Think,
+    ApiError, ChatRequest, DebugInfo, GenerateRequest, KeepAlive, Message, Metrics, RunOptions,
+    Think,
 };
 use crate::catalog::{ChatRender, GenerateRender, ResolvedModel};
 use crate::runner::{fit_prompt, Completion, Event, Runner};
@@ -25,7 +26,10 @@ pub(crate) enum Outcome {
 
 /// Output of a running completion.
 pub(crate) enum Piece {
-    Text { content: String, thinking: String },
+    Text {
+        content: String,
+        thinking: String,
+    },
     Done {
         done_reason: &'static str,
         metrics: Metrics,
@@ -154,10 +158,15 @@ fn format_unsupported() -> ApiError {
 
 fn check_logprobs(logprobs: bool, top: i64) -> Result<(), ApiError> {
     if !(0..=20).contains(&top) {
-        return Err(ApiError::bad_request("top_logprobs must be between 0 and 20"));
+        return Err(ApiError::bad_request(
+            "top_logprobs must be between 0 and 20",
+        ));
     }
     if logprobs || top > 0 {
-        return Err(ApiError::new(501, "logprobs are not supported by this server yet"));
+        return Err(ApiError::new(
+            501,
+            "logprobs are not supported by this server yet",
+        ));
     }
     Ok(())
 }
@@ -177,7 +186,11 @@ fn has_cap(m: &ResolvedModel, cap: &str) -> bool {
 }
 
 /// Thinking requested and supported; absent on a thinking model means on.
-fn resolve_think(m: &ResolvedModel, req_name: &str, think: Option<Think>) -> Result<Option<Think>, ApiError> {
+fn resolve_think(
+    m: &ResolvedModel,
+    req_name: &str,
+    think: Option<Think>,
+) -> Result<Option<Think>, ApiError> {
     let capable = has_cap(m, "thinking");
     match think {
         Some(t) if t.enabled() && !capable => Err(ApiError::bad_request(format!(
@@ -189,7 +202,10 @@ fn resolve_think(m: &ResolvedModel, req_name: &str, think: Option<Think>) -> Res
     }
 }
 
-fn merge_options(m: &ResolvedModel, req: Option<&Map<String, Value>>) -> Result<RunOptions, ApiError> {
+fn merge_options(
+    m: &ResolvedModel,
+    req: Option<&Map<String, Value>>,
+) -> Result<RunOptions, ApiError> {
     let mut opts = RunOptions::default();
     opts.apply(&m.parameters)?;
     if let Some(o) = req {
@@ -264,7 +280,9 @@ fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Genera
     let prompt = fit_prompt(l.tokens, num_ctx, l.opts.num_keep, add_bos, l.truncate)
         .map_err(ApiError::bad_request)?;
     if prompt.is_empty() {
-        return Err(ApiError::bad_request("the prompt is empty after tokenization"));
+        return Err(ApiError::bad_request(
+            "the prompt is empty after tokenization",
+        ));
     }
     let rx = lease
         .submit(Completion {
@@ -358,7 +376,8 @@ pub(crate) async fn start_generate(
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let renderer = st.renderer.clone();
         let (system, suffix) = (nonempty(&req.system), nonempty(&req.suffix));
-        let (user, images, use_history) = (req.prompt.clone(), req.images.len(), req.context.is_none());
+        let (user, images, use_history) =
+            (req.prompt.clone(), req.images.len(), req.context.is_none());
         let (m, t) = (model.clone(), think.clone());
         let rendered = blocking(move || {
             renderer.generate(
@@ -404,7 +423,11 @@ pub(crate) async fn start_generate(
     Ok(Outcome::Run(Box::new(gen)))
 }
 
-pub(crate) async fn start_chat(st: &AppState, req: ChatRequest, started: Instant) -> Result<Outcome, ApiError> {
+pub(crate) async fn start_chat(
+    st: &AppState,
+    req: ChatRequest,
+    started: Instant,
+) -> Result<Outcome, ApiError> {
     if req.model.is_empty() {
         return Err(ApiError::bad_request("model is required"));
     }
@@ -448,7 +471,9 @@ pub(crate) async fn start_chat(st: &AppState, req: ChatRequest, started: Instant
     let (lease, ticket, load_duration) = acquire(st, &spec, req.keep_alive).await?;
     let runner = lease.model().clone();
     let num_ctx = match opts.num_ctx {
-        Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX).min(runner.info().num_ctx),
+        Some(n) if n > 0 => usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(runner.info().num_ctx),
         _ => runner.info().num_ctx,
     };
     let truncate = req.truncate.unwrap_or(true);
@@ -545,24 +570,43 @@ mod tests {
         ];
         let render = |m: &[Message]| Ok(m.iter().map(|m| m.content.as_str()).collect::<String>());
         let tok = |p: &str| p.bytes().map(u32::from).collect::<Vec<u32>>();
-        assert_eq!(fit_messages(&msgs, 100, true, render, tok).unwrap().0, "Saaaabbbbcc");
-        assert_eq!(fit_messages(&msgs, 7, true, render, tok).unwrap().0, "Sbbbbcc");
+        assert_eq!(
+            fit_messages(&msgs, 100, true, render, tok).unwrap().0,
+            "Saaaabbbbcc"
+        );
+        assert_eq!(
+            fit_messages(&msgs, 7, true, render, tok).unwrap().0,
+            "Sbbbbcc"
+        );
         assert_eq!(fit_messages(&msgs, 4, true, render, tok).unwrap().0, "Scc");
         assert_eq!(fit_messages(&msgs, 1, true, render, tok).unwrap().0, "Scc");
-        assert_eq!(fit_messages(&msgs, 4, false, render, tok).unwrap().0, "Saaaabbbbcc");
+        assert_eq!(
+            fit_messages(&msgs, 4, false, render, tok).unwrap().0,
+            "Saaaabbbbcc"
+        );
     }
 
     #[test]
     fn formats() {
         assert!(check_format(None).is_ok());
         assert!(check_format(Some(&Value::String(String::new()))).is_ok());
-        assert_eq!(check_format(Some(&serde_json::json!("json"))).unwrap_err().status, 501);
+        assert_eq!(
+            check_format(Some(&serde_json::json!("json")))
+                .unwrap_err()
+                .status,
+            501
+        );
         let e = check_format(Some(&serde_json::json!("yaml"))).unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(
             e.message,
             r#"invalid format: "\"yaml\""; expected "json" or a valid JSON Schema object"#
         );
-        assert_eq!(check_format(Some(&serde_json::json!(3))).unwrap_err().status, 400);
+        assert_eq!(
+            check_format(Some(&serde_json::json!(3)))
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

@@ -42,7 +42,11 @@ pub type AppState = Arc<Shared>;
 
 impl Shared {
     /// The real scheduler: models are loaded as [`Runner`]s with `OLLAMA_NUM_PARALLEL` slots.
-    pub fn new(config: Config, catalog: Arc<dyn Catalog>, renderer: Arc<dyn PromptRenderer>) -> Shared {
+    pub fn new(
+        config: Config,
+        catalog: Arc<dyn Catalog>,
+        renderer: Arc<dyn PromptRenderer>,
+    ) -> Shared {
         let num_parallel = config.num_parallel;
         let loader: LoadFn<Runner> = Arc::new(move |spec| {
             Runner::load(
@@ -81,7 +85,8 @@ impl IntoResponse for ApiError {
 
 /// `application/json; charset=utf-8`, as Go's gin writes it.
 pub(crate) fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
+    let body =
+        serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
     let mut resp = (status, Body::from(body)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -98,16 +103,21 @@ pub(crate) async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiE
 }
 
 pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_JSON_BODY).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.to_string().contains("length limit"))
-            || e.to_string().contains("length limit");
-        if too_large {
-            ApiError::new(413, format!("request body is larger than {MAX_JSON_BODY} bytes"))
-        } else {
-            ApiError::bad_request(format!("cannot read the request body: {e}"))
-        }
-    })
+    axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            if too_large {
+                ApiError::new(
+                    413,
+                    format!("request body is larger than {MAX_JSON_BODY} bytes"),
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -175,7 +185,10 @@ pub fn router(state: AppState, bound: SocketAddr) -> Router {
         .route("/api/create", post(native::create))
         .route("/api/pull", post(native::pull))
         .route("/api/push", post(native::push))
-        .route("/api/blobs/{digest}", head(native::blob_head).post(native::blob_post))
+        .route(
+            "/api/blobs/{digest}",
+            head(native::blob_head).post(native::blob_post),
+        )
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
@@ -183,7 +196,10 @@ pub fn router(state: AppState, bound: SocketAddr) -> Router {
         .route("/v1/models/{*model}", get(openai::model))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(guard_cfg, guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            guard_cfg,
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -205,7 +221,10 @@ impl Bound {
     }
 
     /// Serves until `shutdown` completes, then unloads idle models.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let app = router(self.state.clone(), self.addr);
         let sched = self.state.sched.clone();
         let out = axum::serve(self.listener, app)

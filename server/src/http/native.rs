@@ -27,7 +27,8 @@ pub(crate) fn now() -> String {
 }
 
 fn line(v: &impl serde::Serialize) -> Bytes {
-    let mut b = serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
+    let mut b =
+        serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
     b.push(b'\n');
     Bytes::from(b)
 }
@@ -165,7 +166,10 @@ pub(crate) async fn generate(State(st): State<AppState>, body: Body) -> HandlerR
             let (mut text, mut thinking) = (String::new(), String::new());
             while let Some(piece) = gen.next().await {
                 match piece {
-                    Piece::Text { content, thinking: t } => {
+                    Piece::Text {
+                        content,
+                        thinking: t,
+                    } => {
                         text.push_str(&content);
                         thinking.push_str(&t);
                     }
@@ -219,7 +223,10 @@ pub(crate) async fn chat(State(st): State<AppState>, body: Body) -> HandlerResul
             let (mut text, mut thinking) = (String::new(), String::new());
             while let Some(piece) = gen.next().await {
                 match piece {
-                    Piece::Text { content, thinking: t } => {
+                    Piece::Text {
+                        content,
+                        thinking: t,
+                    } => {
                         text.push_str(&content);
                         thinking.push_str(&t);
                     }
@@ -338,7 +345,11 @@ pub(crate) async fn copy(State(st): State<AppState>, body: Body) -> HandlerResul
 
 pub(crate) async fn delete_model(State(st): State<AppState>, body: Body) -> HandlerResult {
     let req: DeleteRequest = read_json(body).await?;
-    let name = if req.model.is_empty() { req.name } else { req.model };
+    let name = if req.model.is_empty() {
+        req.name
+    } else {
+        req.model
+    };
     let catalog = st.catalog.clone();
     blocking(move || catalog.delete(&name)).await?;
     Ok(empty_ok())
@@ -402,13 +413,19 @@ pub(crate) async fn push(State(st): State<AppState>, body: Body) -> HandlerResul
     progress_response(stream, move |p| catalog.push(&req, p)).await
 }
 
-pub(crate) async fn blob_head(State(st): State<AppState>, Path(digest): Path<String>) -> HandlerResult {
+pub(crate) async fn blob_head(
+    State(st): State<AppState>,
+    Path(digest): Path<String>,
+) -> HandlerResult {
     let catalog = st.catalog.clone();
     let d = digest.clone();
     if blocking(move || catalog.blob_exists(&d)).await? {
         Ok(empty_ok())
     } else {
-        Err(ApiError::not_found(format!("blob {} not found", serde_json::to_string(&digest).unwrap_or_default())))
+        Err(ApiError::not_found(format!(
+            "blob {} not found",
+            serde_json::to_string(&digest).unwrap_or_default()
+        )))
     }
 }
 

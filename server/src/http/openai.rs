@@ -7,7 +7,9 @@ use super::native::embed_model_check;
 use super::{blocking, json_response, parse_json, read_body, AppState};
 use crate::api::duration::go_type_name;
 use crate::api::time::unix_seconds;
-use crate::api::{ApiError, ChatRequest, GenerateRequest, Message, Metrics, Think, ToolCall, ToolCallFunction};
+use crate::api::{
+    ApiError, ChatRequest, GenerateRequest, Message, Metrics, Think, ToolCall, ToolCallFunction,
+};
 use crate::catalog::namespace_of;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -36,7 +38,10 @@ fn error_body(e: &ApiError) -> Value {
 fn sse(stream: impl futures_util::Stream<Item = Bytes> + Send + 'static) -> Response {
     let mut resp = Response::new(Body::from_stream(stream.map(Ok::<Bytes, Infallible>)));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }
@@ -112,18 +117,28 @@ fn stop_list(v: &Value, strict: bool) -> Result<Vec<Value>, ApiError> {
             Ok(out)
         }
         Value::Null => Ok(Vec::new()),
-        other => Err(bad(format!("invalid type for 'stop' field: {}", go_type_name(other)))),
+        other => Err(bad(format!(
+            "invalid type for 'stop' field: {}",
+            go_type_name(other)
+        ))),
     }
 }
 
 /// Sampling fields shared by chat and completions → native options.
-fn options(obj: &Map<String, Value>, strict_stop: bool, completions: bool) -> Result<Map<String, Value>, ApiError> {
+fn options(
+    obj: &Map<String, Value>,
+    strict_stop: bool,
+    completions: bool,
+) -> Result<Map<String, Value>, ApiError> {
     let mut o = Map::new();
     let num = |k: &str| obj.get(k).filter(|v| !v.is_null()).cloned();
     if let Some(v) = num("max_tokens") {
         o.insert("num_predict".into(), v);
     }
-    o.insert("temperature".into(), num("temperature").unwrap_or(json!(1.0)));
+    o.insert(
+        "temperature".into(),
+        num("temperature").unwrap_or(json!(1.0)),
+    );
     let top_p = num("top_p").filter(|v| !(completions && v.as_f64() == Some(0.0)));
     o.insert("top_p".into(), top_p.unwrap_or(json!(1.0)));
     if let Some(v) = num("seed") {
@@ -164,7 +179,11 @@ fn reasoning(obj: &Map<String, Value>) -> Result<Option<Think>, ApiError> {
     let effort = obj
         .get("reasoning_effort")
         .and_then(Value::as_str)
-        .or_else(|| obj.get("reasoning").and_then(|r| r.get("effort")).and_then(Value::as_str));
+        .or_else(|| {
+            obj.get("reasoning")
+                .and_then(|r| r.get("effort"))
+                .and_then(Value::as_str)
+        });
     let Some(e) = effort else { return Ok(None) };
     Ok(match e {
         "" => None,
@@ -221,7 +240,9 @@ fn image_data(v: &Value) -> Result<String, ApiError> {
 }
 
 fn convert_tool_calls(v: &Value) -> Result<Vec<ToolCall>, ApiError> {
-    let Some(items) = v.as_array() else { return Ok(Vec::new()) };
+    let Some(items) = v.as_array() else {
+        return Ok(Vec::new());
+    };
     items
         .iter()
         .enumerate()
@@ -238,10 +259,18 @@ fn convert_tool_calls(v: &Value) -> Result<Vec<ToolCall>, ApiError> {
                 Some(_) => return Err(bad("invalid tool call arguments")),
             };
             Ok(ToolCall {
-                id: tc.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                id: tc
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 function: ToolCallFunction {
                     index: tc.get("index").and_then(Value::as_i64).unwrap_or(i as i64),
-                    name: f.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    name: f
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     arguments: args,
                 },
             })
@@ -279,11 +308,14 @@ fn convert_messages(items: &[Value]) -> Result<Vec<Message>, ApiError> {
                     let mut msg = Message::new(&role, "");
                     match part.get("type").and_then(Value::as_str) {
                         Some("text") => msg.content = str_field(part, "text"),
-                        Some("image_url") => {
-                            msg.images.push(image_data(part.get("image_url").unwrap_or(&Value::Null))?)
-                        }
+                        Some("image_url") => msg
+                            .images
+                            .push(image_data(part.get("image_url").unwrap_or(&Value::Null))?),
                         Some("input_audio") => {
-                            let data = part.get("input_audio").map(|a| str_field(a, "data")).unwrap_or_default();
+                            let data = part
+                                .get("input_audio")
+                                .map(|a| str_field(a, "data"))
+                                .unwrap_or_default();
                             msg.images.push(data);
                         }
                         _ => return Err(bad("invalid message format")),
@@ -338,14 +370,22 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
         format: response_format(&obj),
         options: Some(options(&obj, false, false)?),
         think: reasoning(&obj)?,
-        logprobs: obj.get("logprobs").and_then(Value::as_bool).unwrap_or(false),
+        logprobs: obj
+            .get("logprobs")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         top_logprobs: obj.get("top_logprobs").and_then(Value::as_i64).unwrap_or(0),
-        debug_render_only: obj.get("_debug_render_only").and_then(Value::as_bool).unwrap_or(false),
+        debug_render_only: obj
+            .get("_debug_render_only")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         ..Default::default()
     };
     let mut gen = match infer::start_chat(&st, req, started).await? {
         Outcome::Run(gen) => gen,
-        Outcome::Debug(info) => return Ok(json_response(StatusCode::OK, &json!({"_debug_info": info}))),
+        Outcome::Debug(info) => {
+            return Ok(json_response(StatusCode::OK, &json!({"_debug_info": info})))
+        }
         Outcome::Loaded(_) => return Err(bad("[] is too short - 'messages'")),
     };
     gen.first().await?;
@@ -357,7 +397,10 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
     let (mut content, mut thinking) = (String::new(), String::new());
     while let Some(piece) = gen.next().await {
         match piece {
-            Piece::Text { content: c, thinking: t } => {
+            Piece::Text {
+                content: c,
+                thinking: t,
+            } => {
                 content.push_str(&c);
                 thinking.push_str(&t);
             }
@@ -425,12 +468,17 @@ fn chat_stream(
                     let mut out = String::new();
                     if !thinking.is_empty() {
                         out += &chunk(
-                            delta(json!({"role": "assistant", "content": "", "reasoning": thinking})),
+                            delta(
+                                json!({"role": "assistant", "content": "", "reasoning": thinking}),
+                            ),
                             None,
                         );
                     }
                     if !content.is_empty() {
-                        out += &chunk(delta(json!({"role": "assistant", "content": content})), None);
+                        out += &chunk(
+                            delta(json!({"role": "assistant", "content": content})),
+                            None,
+                        );
                     }
                     Some((Bytes::from(out), Some(gen)))
                 }
@@ -490,7 +538,9 @@ async fn completions_inner(st: AppState, body: Body) -> Result<Response, ApiErro
     };
     let mut gen = match infer::start_generate(&st, req, started).await? {
         Outcome::Run(gen) => gen,
-        Outcome::Debug(info) => return Ok(json_response(StatusCode::OK, &json!({"_debug_info": info}))),
+        Outcome::Debug(info) => {
+            return Ok(json_response(StatusCode::OK, &json!({"_debug_info": info})))
+        }
         Outcome::Loaded(_) => {
             // An empty prompt only loads the model: an empty completion.
             let body = json!({
@@ -507,7 +557,13 @@ async fn completions_inner(st: AppState, body: Body) -> Result<Response, ApiErro
     let id = completion_id("cmpl");
     let created = unix_seconds(SystemTime::now());
     if stream {
-        return Ok(sse(completion_stream(*gen, id, created, model, include_usage)));
+        return Ok(sse(completion_stream(
+            *gen,
+            id,
+            created,
+            model,
+            include_usage,
+        )));
     }
     let mut text = String::new();
     while let Some(piece) = gen.next().await {
@@ -685,24 +741,38 @@ mod tests {
     #[test]
     fn message_errors() {
         let err = |v: Value| convert_messages(v.as_array().unwrap()).unwrap_err().message;
-        assert_eq!(err(json!([{"role": "user"}])), "invalid message content type: <nil>");
+        assert_eq!(
+            err(json!([{"role": "user"}])),
+            "invalid message content type: <nil>"
+        );
         assert_eq!(
             err(json!([{"role": "user", "content": [{"type": "video"}]}])),
             "invalid message format"
         );
         assert_eq!(
-            err(json!([{"role": "user", "content": [{"type": "image_url", "image_url": "https://x/y.png"}]}])),
+            err(
+                json!([{"role": "user", "content": [{"type": "image_url", "image_url": "https://x/y.png"}]}])
+            ),
             "image URLs are not currently supported, please use base64 encoded data instead"
         );
         assert_eq!(
-            err(json!([{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}])),
+            err(
+                json!([{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}])
+            ),
             "invalid tool call arguments"
         );
     }
 
     #[test]
     fn sampling_defaults() {
-        let o = options(json!({"max_tokens": 5, "stop": ["a", 1]}).as_object().unwrap(), false, false).unwrap();
+        let o = options(
+            json!({"max_tokens": 5, "stop": ["a", 1]})
+                .as_object()
+                .unwrap(),
+            false,
+            false,
+        )
+        .unwrap();
         assert_eq!(o["num_predict"], json!(5));
         assert_eq!(o["temperature"], json!(1.0));
         assert_eq!(o["top_p"], json!(1.0));

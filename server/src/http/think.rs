@@ -29,7 +29,11 @@ impl ThinkParser {
     /// opening tag), so output starts as reasoning.
     pub fn new(opened: bool) -> ThinkParser {
         ThinkParser {
-            state: if opened { State::Thinking } else { State::Start },
+            state: if opened {
+                State::Thinking
+            } else {
+                State::Start
+            },
             held: String::new(),
         }
     }
@@ -116,10 +120,22 @@ mod tests {
             run(&["<th", "ink>hmm", " ok</th", "ink>\n\nAnswer"], false),
             ("hmm ok".into(), "Answer".into())
         );
-        assert_eq!(run(&["Plain <think> text"], false), ("".into(), "Plain <think> text".into()));
-        assert_eq!(run(&["  \n", "<think>a</think>b"], false), ("a".into(), "b".into()));
-        assert_eq!(run(&["reason</think>x"], true), ("reason".into(), "x".into()));
-        assert_eq!(run(&["unfinished <"], true), ("unfinished <".into(), "".into()));
+        assert_eq!(
+            run(&["Plain <think> text"], false),
+            ("".into(), "Plain <think> text".into())
+        );
+        assert_eq!(
+            run(&["  \n", "<think>a</think>b"], false),
+            ("a".into(), "b".into())
+        );
+        assert_eq!(
+            run(&["reason</think>x"], true),
+            ("reason".into(), "x".into())
+        );
+        assert_eq!(
+            run(&["unfinished <"], true),
+            ("unfinished <".into(), "".into())
+        );
         assert_eq!(run(&["<thi"], false), ("".into(), "<thi".into()));
     }
 }

@@ -69,7 +69,9 @@ impl MemCatalog {
 }
 
 fn valid_digest(d: &str) -> Option<String> {
-    let hex = d.strip_prefix("sha256:").or_else(|| d.strip_prefix("sha256-"))?;
+    let hex = d
+        .strip_prefix("sha256:")
+        .or_else(|| d.strip_prefix("sha256-"))?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_lowercase())
 }
 
@@ -109,7 +111,9 @@ impl Catalog for MemCatalog {
     }
     fn create(&self, req: &CreateRequest, progress: Progress<'_>) -> Result<(), ApiError> {
         if req.from.is_empty() && req.files.is_empty() {
-            return Err(ApiError::bad_request("neither 'from' or 'files' was specified"));
+            return Err(ApiError::bad_request(
+                "neither 'from' or 'files' was specified",
+            ));
         }
         let mut base = self.resolve(&req.from)?;
         progress(ProgressResponse::status("using existing layer sha256:1"));
@@ -138,15 +142,20 @@ impl Catalog for MemCatalog {
             .ok_or_else(|| ApiError::model_not_found(name))
     }
     fn blob_exists(&self, digest: &str) -> Result<bool, ApiError> {
-        let hex = valid_digest(digest).ok_or_else(|| ApiError::bad_request("invalid digest format"))?;
+        let hex =
+            valid_digest(digest).ok_or_else(|| ApiError::bad_request("invalid digest format"))?;
         Ok(self.blobs.lock().unwrap().contains_key(&hex))
     }
     fn put_blob(&self, digest: &str, body: &mut dyn Read) -> Result<(), ApiError> {
-        let hex = valid_digest(digest).ok_or_else(|| ApiError::bad_request("invalid digest format"))?;
+        let hex =
+            valid_digest(digest).ok_or_else(|| ApiError::bad_request("invalid digest format"))?;
         let mut data = Vec::new();
         body.read_to_end(&mut data)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let got: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        let got: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if got != hex {
             return Err(ApiError::bad_request(format!(
                 "digest mismatch, expected \"sha256:{hex}\", got \"sha256:{got}\""
@@ -165,7 +174,12 @@ fn turn(role: &str, content: &str) -> String {
 }
 
 impl PromptRenderer for ChatMl {
-    fn chat(&self, _m: &ResolvedModel, messages: &[Message], _o: &ChatRender<'_>) -> Result<String, ApiError> {
+    fn chat(
+        &self,
+        _m: &ResolvedModel,
+        messages: &[Message],
+        _o: &ChatRender<'_>,
+    ) -> Result<String, ApiError> {
         let mut s: String = messages.iter().map(|m| turn(&m.role, &m.content)).collect();
         s.push_str("<|im_start|>assistant\n");
         Ok(s)
@@ -222,9 +236,14 @@ pub fn start(cfg: Config, catalog: Arc<dyn Catalog>) -> TestServer {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let b = bind(cfg, catalog, Arc::new(ChatMl), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
+            let b = bind(
+                cfg,
+                catalog,
+                Arc::new(ChatMl),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await
+            .unwrap();
             tx.send((b.local_addr(), b.state().clone())).unwrap();
             b.run_until(async {
                 let _ = stop_rx.await;
@@ -281,7 +300,13 @@ pub struct Stream {
     eof: bool,
 }
 
-fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Stream {
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Stream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
@@ -389,10 +414,22 @@ impl Stream {
 }
 
 pub fn stream(addr: SocketAddr, method: &str, path: &str, body: &Value) -> Stream {
-    send(addr, method, path, &[("Content-Type", "application/json")], Some(body.to_string().as_bytes()))
+    send(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    )
 }
 
-pub fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+pub fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
     send(addr, method, path, headers, body).finish()
 }
 
