@@ -2,7 +2,9 @@
 //! resolution, scheduling, prompt building, and the stream of output pieces.
 
 use super::think::ThinkParser;
+use super::tools::ToolParser;
 use super::{blocking, AppState};
+use crate::api::ToolCall;
 use crate::api::{
     ApiError, ChatRequest, DebugInfo, GenerateRequest, KeepAlive, Message, Metrics, RunOptions,
     Think,
@@ -29,6 +31,7 @@ pub(crate) enum Piece {
     Text {
         content: String,
         thinking: String,
+        tool_calls: Vec<ToolCall>,
     },
     Done {
         done_reason: &'static str,
@@ -46,12 +49,44 @@ pub(crate) struct Generation {
     started: Instant,
     load_duration: Duration,
     think: Option<ThinkParser>,
+    tools: Option<ToolParser>,
     pushback: Option<Event>,
     finished: bool,
     with_context: bool,
 }
 
 impl Generation {
+    /// Runs output text (or, at the end, what the parsers hold) through the thinking and
+    /// tool-call parsers.
+    fn absorb(&mut self, text: Option<&str>) -> Option<Piece> {
+        let (thinking, content) = match (&mut self.think, text) {
+            (Some(p), Some(t)) => p.push(t),
+            (Some(p), None) => p.finish(),
+            (None, Some(t)) => (String::new(), t.to_string()),
+            (None, None) => (String::new(), String::new()),
+        };
+        let (content, tool_calls) = match &mut self.tools {
+            Some(p) => {
+                let mut a = p.push(&content);
+                if text.is_none() {
+                    let b = p.finish();
+                    a.content.push_str(&b.content);
+                    a.calls.extend(b.calls);
+                }
+                (a.content, a.calls)
+            }
+            None => (content, Vec::new()),
+        };
+        if thinking.is_empty() && content.is_empty() && tool_calls.is_empty() {
+            return None;
+        }
+        Some(Piece::Text {
+            content,
+            thinking,
+            tool_calls,
+        })
+    }
+
     /// Waits for the first output so that a failure before any text is a plain error
     /// response with its status, not a line inside a 200 stream.
     pub(crate) async fn first(&mut self) -> Result<(), ApiError> {
@@ -87,21 +122,18 @@ impl Generation {
                     return Some(Piece::Error(e));
                 }
                 Some(Event::Text(t)) => {
-                    let (thinking, content) = match &mut self.think {
-                        Some(p) => p.push(&t),
-                        None => (String::new(), t),
-                    };
-                    if thinking.is_empty() && content.is_empty() {
-                        continue;
+                    if let Some(p) = self.absorb(Some(&t)) {
+                        return Some(p);
                     }
-                    return Some(Piece::Text { content, thinking });
                 }
                 Some(Event::Done(stats)) => {
-                    if let Some(mut p) = self.think.take() {
-                        let (thinking, content) = p.finish();
-                        if !thinking.is_empty() || !content.is_empty() {
+                    if self.think.is_some() || self.tools.is_some() {
+                        let tail = self.absorb(None);
+                        self.think = None;
+                        self.tools = None;
+                        if let Some(p) = tail {
                             self.pushback = Some(Event::Done(stats));
-                            return Some(Piece::Text { content, thinking });
+                            return Some(p);
                         }
                     }
                     self.finished = true;
@@ -267,6 +299,7 @@ struct Launch {
     started: Instant,
     load_duration: Duration,
     think: Option<ThinkParser>,
+    tools: Option<ToolParser>,
     with_context: bool,
 }
 
@@ -300,6 +333,7 @@ fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Genera
         started: l.started,
         load_duration: l.load_duration,
         think: l.think,
+        tools: l.tools,
         pushback: None,
         finished: false,
         with_context: l.with_context,
@@ -417,6 +451,7 @@ pub(crate) async fn start_generate(
             started,
             load_duration,
             think: think_p,
+            tools: None,
             with_context: !req.raw,
         },
     )?;
@@ -513,6 +548,7 @@ pub(crate) async fn start_chat(
             started,
             load_duration,
             think: think_p,
+            tools: (!req.tools.is_empty()).then(|| ToolParser::new(&req.tools)),
             with_context: false,
         },
     )?;

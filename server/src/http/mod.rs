@@ -6,6 +6,7 @@ mod infer;
 mod native;
 mod openai;
 mod think;
+mod tools;
 
 pub use guard::{Origins, ALLOWED_HEADERS};
 

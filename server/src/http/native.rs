@@ -67,9 +67,14 @@ fn gen_chunk(model: &str, piece: Piece) -> Result<GenerateResponse, String> {
         ..Default::default()
     };
     match piece {
-        Piece::Text { content, thinking } => {
+        Piece::Text {
+            content,
+            thinking,
+            tool_calls,
+        } => {
             r.response = content;
             r.thinking = thinking;
+            r.tool_calls = tool_calls;
         }
         Piece::Done {
             done_reason,
@@ -94,9 +99,14 @@ fn chat_chunk(model: &str, piece: Piece) -> Result<ChatResponse, String> {
         ..Default::default()
     };
     match piece {
-        Piece::Text { content, thinking } => {
+        Piece::Text {
+            content,
+            thinking,
+            tool_calls,
+        } => {
             r.message.content = content;
             r.message.thinking = thinking;
+            r.message.tool_calls = tool_calls;
         }
         Piece::Done {
             done_reason,
@@ -169,6 +179,7 @@ pub(crate) async fn generate(State(st): State<AppState>, body: Body) -> HandlerR
                     Piece::Text {
                         content,
                         thinking: t,
+                        ..
                     } => {
                         text.push_str(&content);
                         thinking.push_str(&t);
@@ -220,21 +231,24 @@ pub(crate) async fn chat(State(st): State<AppState>, body: Body) -> HandlerResul
             if stream {
                 return Ok(stream_generation(*gen, model, chat_chunk));
             }
-            let (mut text, mut thinking) = (String::new(), String::new());
+            let (mut text, mut thinking, mut calls) = (String::new(), String::new(), Vec::new());
             while let Some(piece) = gen.next().await {
                 match piece {
                     Piece::Text {
                         content,
                         thinking: t,
+                        tool_calls,
                     } => {
                         text.push_str(&content);
                         thinking.push_str(&t);
+                        calls.extend(tool_calls);
                     }
                     Piece::Error(e) => return Err(ApiError::internal(e)),
                     done @ Piece::Done { .. } => {
                         let mut r = chat_chunk(&model, done).map_err(ApiError::internal)?;
                         r.message.content = text;
                         r.message.thinking = thinking;
+                        r.message.tool_calls = calls;
                         return Ok(json_response(StatusCode::OK, &r));
                     }
                 }

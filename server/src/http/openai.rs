@@ -345,6 +345,34 @@ fn convert_messages(items: &[Value]) -> Result<Vec<Message>, ApiError> {
     Ok(out)
 }
 
+fn oai_tool_calls(calls: &[ToolCall]) -> Value {
+    Value::Array(
+        calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "index": c.function.index,
+                    "type": "function",
+                    "function": {
+                        "name": c.function.name,
+                        "arguments": Value::Object(c.function.arguments.clone()).to_string(),
+                    }
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `stop` becomes `tool_calls` when the answer called tools.
+fn finish_with(reason: &str, called: bool) -> Value {
+    if called && reason == "stop" {
+        json!("tool_calls")
+    } else {
+        finish(reason)
+    }
+}
+
 pub(crate) async fn chat_completions(State(st): State<AppState>, body: Body) -> Response {
     chat_inner(st, body).await.unwrap_or_else(oai_error)
 }
@@ -394,15 +422,17 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
     if stream {
         return Ok(sse(chat_stream(*gen, id, created, model, include_usage)));
     }
-    let (mut content, mut thinking) = (String::new(), String::new());
+    let (mut content, mut thinking, mut calls) = (String::new(), String::new(), Vec::new());
     while let Some(piece) = gen.next().await {
         match piece {
             Piece::Text {
                 content: c,
                 thinking: t,
+                tool_calls,
             } => {
                 content.push_str(&c);
                 thinking.push_str(&t);
+                calls.extend(tool_calls);
             }
             Piece::Error(e) => return Err(ApiError::internal(e)),
             Piece::Done {
@@ -414,13 +444,17 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
                 if !thinking.is_empty() {
                     message["reasoning"] = json!(thinking);
                 }
+                if !calls.is_empty() {
+                    message["tool_calls"] = oai_tool_calls(&calls);
+                }
                 let body = json!({
                     "id": id,
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
                     "system_fingerprint": "fp_ollama",
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish(done_reason)}],
+                    "choices": [{"index": 0, "message": message,
+                                 "finish_reason": finish_with(done_reason, !calls.is_empty())}],
                     "usage": usage(&metrics),
                 });
                 return Ok(json_response(StatusCode::OK, &body));
@@ -455,16 +489,20 @@ fn chat_stream(
         }
         event(&c)
     };
-    futures_util::stream::unfold(Some(gen), move |gen| {
+    futures_util::stream::unfold(Some((gen, false)), move |state| {
         let chunk = chunk.clone();
         async move {
-            let mut gen = gen?;
+            let (mut gen, mut called) = state?;
             let Some(piece) = gen.next().await else {
                 return Some((Bytes::from_static(DONE.as_bytes()), None));
             };
             let delta = |d: Value| json!([{"index": 0, "delta": d, "finish_reason": null}]);
             match piece {
-                Piece::Text { content, thinking } => {
+                Piece::Text {
+                    content,
+                    thinking,
+                    tool_calls,
+                } => {
                     let mut out = String::new();
                     if !thinking.is_empty() {
                         out += &chunk(
@@ -480,15 +518,24 @@ fn chat_stream(
                             None,
                         );
                     }
-                    Some((Bytes::from(out), Some(gen)))
+                    if !tool_calls.is_empty() {
+                        called = true;
+                        out += &chunk(
+                            delta(json!({"role": "assistant", "content": "",
+                                         "tool_calls": oai_tool_calls(&tool_calls)})),
+                            None,
+                        );
+                    }
+                    Some((Bytes::from(out), Some((gen, called))))
                 }
                 Piece::Done {
                     done_reason,
                     metrics,
                     ..
                 } => {
+                    let reason = finish_with(done_reason, called);
                     let mut out = chunk(
-                        json!([{"index": 0, "delta": {}, "finish_reason": finish(done_reason)}]),
+                        json!([{"index": 0, "delta": {}, "finish_reason": reason}]),
                         None,
                     );
                     if include_usage {

@@ -206,6 +206,18 @@ pub struct TestServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl TestServer {
+    /// A server run by the caller's own runtime.
+    pub fn external(addr: SocketAddr, state: AppState) -> TestServer {
+        TestServer {
+            addr,
+            state,
+            stop: None,
+            thread: None,
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
