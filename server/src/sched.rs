@@ -57,6 +57,8 @@ pub struct SchedConfig {
     pub max_loaded: usize,
     pub max_queue: usize,
     pub default_keep_alive: KeepAlive,
+    /// Give up waiting for a load after this long (`OLLAMA_LOAD_TIMEOUT`); `None` = never.
+    pub load_timeout: Option<Duration>,
 }
 
 enum State<M> {
@@ -134,6 +136,7 @@ impl<M: Loaded> Scheduler<M> {
                 max_loaded: cfg.max_loaded.max(1),
                 max_queue: cfg.max_queue.max(1),
                 default_keep_alive: cfg.default_keep_alive,
+                load_timeout: cfg.load_timeout,
             },
             loader,
             inner: Mutex::new(Inner {
@@ -262,7 +265,19 @@ impl<M: Loaded> Scheduler<M> {
             }
             drop(evicted);
             if let Some(id) = load {
-                return self.clone().spawn_load(&rt, key, id, spec.clone()).await;
+                let loading = self.clone().spawn_load(&rt, key, id, spec.clone());
+                let Some(limit) = self.cfg.load_timeout else {
+                    return loading.await;
+                };
+                // On timeout the load goes on in the background; its unclaimed result then
+                // expires like any idle model.
+                return tokio::time::timeout(limit, loading)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ApiError::internal(format!(
+                        "timed out waiting for the model to load (OLLAMA_LOAD_TIMEOUT {limit:?})"
+                    )))
+                    });
             }
             notified.await;
         }

@@ -56,6 +56,7 @@ fn harness(max_loaded: usize, max_queue: usize, default: KeepAlive, delay: Durat
                 max_loaded,
                 max_queue,
                 default_keep_alive: default,
+                load_timeout: Some(Duration::from_secs(2)),
             },
             loader,
         ),
@@ -305,6 +306,33 @@ async fn expire_unloads_now_or_after_the_last_request() {
     assert!(h.sched.expire(&spec("b", 0).path));
     assert_eq!(names(&h), vec!["b"]);
     drop(busy);
+    assert!(names(&h).is_empty());
+}
+
+#[tokio::test]
+async fn a_stalled_load_times_out_and_its_result_is_not_pinned() {
+    let h = harness(
+        3,
+        10,
+        KeepAlive::For(Duration::from_millis(100)),
+        Duration::from_millis(2500),
+    );
+    let err = h
+        .sched
+        .acquire(&spec("slow", 512), None)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.status, 500);
+    assert!(
+        err.message
+            .starts_with("timed out waiting for the model to load"),
+        "{}",
+        err.message
+    );
+    // The load finishes later; nobody claims it, so it expires.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(h.loads.load(Ordering::SeqCst), 1);
     assert!(names(&h).is_empty());
 }
 

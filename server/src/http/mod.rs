@@ -65,6 +65,7 @@ impl Shared {
                 max_loaded: config.max_loaded_models,
                 max_queue: config.max_queue,
                 default_keep_alive: config.keep_alive,
+                load_timeout: config.load_timeout,
             },
             loader,
         );
