@@ -56,6 +56,10 @@ pub struct Completion {
     pub num_predict: i64,
     pub sampler: SamplerOptions,
     pub stop: Vec<String>,
+    /// Report the log-probability of each generated token.
+    pub logprobs: bool,
+    /// … and of this many most likely alternatives (at most 20).
+    pub top_logprobs: usize,
     /// Dropped as soon as the request gets a slot (the admission queue counts it until then).
     pub ticket: Option<Box<dyn Send>>,
 }
@@ -75,10 +79,22 @@ pub struct CompletionStats {
     pub tokens: Vec<u32>,
 }
 
+/// Log-probability of a token under the model's raw distribution (before penalties and
+/// temperature), as Ollama reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    /// The most likely tokens at this position, best first.
+    pub top: Vec<TokenLogprob>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// Text safe to show: whole characters, never part of a stop sequence.
-    Text(String),
+    /// Text safe to show: whole characters, never part of a stop sequence; with the
+    /// log-probabilities of the tokens it completes (when asked for).
+    Text(String, Vec<TokenLogprob>),
     /// The last event of a successful completion.
     Done(Box<CompletionStats>),
     /// The last event of a failed completion.
@@ -257,6 +273,10 @@ struct Seq {
     started: Option<Instant>,
     prompt_done: Option<Instant>,
     prompt_duration: Duration,
+    logprobs: bool,
+    top_logprobs: usize,
+    /// Log-probabilities of tokens whose text is not out yet.
+    pending_lp: Vec<TokenLogprob>,
 }
 
 struct Slot {
@@ -395,6 +415,9 @@ impl Worker {
                 started: None,
                 prompt_done: None,
                 prompt_duration: Duration::ZERO,
+                logprobs: completion.logprobs || completion.top_logprobs > 0,
+                top_logprobs: completion.top_logprobs.min(20),
+                pending_lp: Vec::new(),
             });
         }
     }
@@ -513,8 +536,17 @@ impl Worker {
         if tokenizer.is_eog(tok) {
             return Some(Ok(Finish::Stop));
         }
+        if seq.logprobs {
+            seq.pending_lp
+                .push(token_logprobs(tokenizer, logits, tok, seq.top_logprobs));
+        }
         let out = seq.stops.push(&seq.decoder.push(tokenizer, tok));
-        if !out.emit.is_empty() && seq.events.send(Event::Text(out.emit)).is_err() {
+        if !out.emit.is_empty()
+            && seq
+                .events
+                .send(Event::Text(out.emit, std::mem::take(&mut seq.pending_lp)))
+                .is_err()
+        {
             self.slots[i].seq = None;
             return None;
         }
@@ -546,7 +578,9 @@ impl Worker {
                 let mut rest = tail.emit;
                 rest.push_str(&seq.stops.finish());
                 if !rest.is_empty() {
-                    let _ = seq.events.send(Event::Text(rest));
+                    let _ = seq
+                        .events
+                        .send(Event::Text(rest, std::mem::take(&mut seq.pending_lp)));
                 }
                 match f {
                     Finish::Length => DoneReason::Length,
@@ -568,6 +602,49 @@ impl Worker {
             tokens,
         };
         let _ = seq.events.send(Event::Done(Box::new(stats)));
+    }
+}
+
+fn piece(tokenizer: &Tokenizer, id: u32) -> (String, Vec<u8>) {
+    let bytes = tokenizer.token_to_piece(id, true).to_vec();
+    (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+}
+
+/// `tok`'s log-softmax over the raw logits, and the `top` most likely tokens.
+fn token_logprobs(tokenizer: &Tokenizer, logits: &[f32], tok: u32, top: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let lse = max as f64 + sum.ln();
+    let lp = |id: u32| (logits[id as usize] as f64 - lse) as f32;
+    let mut best: Vec<u32> = Vec::with_capacity(top + 1);
+    if top > 0 {
+        for id in 0..logits.len() as u32 {
+            let l = logits[id as usize];
+            if best.len() == top && l <= logits[best[top - 1] as usize] {
+                continue;
+            }
+            let at = best.partition_point(|&b| logits[b as usize] >= l);
+            best.insert(at, id);
+            best.truncate(top);
+        }
+    }
+    let (token, bytes) = piece(tokenizer, tok);
+    TokenLogprob {
+        token,
+        bytes,
+        logprob: lp(tok),
+        top: best
+            .into_iter()
+            .map(|id| {
+                let (token, bytes) = piece(tokenizer, id);
+                TokenLogprob {
+                    token,
+                    bytes,
+                    logprob: lp(id),
+                    top: Vec::new(),
+                }
+            })
+            .collect(),
     }
 }
 

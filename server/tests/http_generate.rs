@@ -433,3 +433,68 @@ fn openai_completions_and_errors() {
         "invalid type for 'stop' field: float64"
     );
 }
+
+#[test]
+fn logprobs_follow_the_tokens() {
+    let s = server();
+    let r = post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "prompt": "The capital of France is", "raw": true, "stream": false,
+                "logprobs": true, "top_logprobs": 3, "options": {"temperature": 0, "num_predict": 6}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    let lps = j["logprobs"].as_array().unwrap();
+    assert_eq!(lps.len(), 6, "{j}");
+    let mut joined = String::new();
+    for lp in lps {
+        let top = lp["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        // Greedy without penalties: the chosen token is the most likely one.
+        assert_eq!(top[0]["token"], lp["token"]);
+        assert_eq!(top[0]["logprob"], lp["logprob"]);
+        let v: Vec<f64> = top.iter().map(|t| t["logprob"].as_f64().unwrap()).collect();
+        assert!(v[0] <= 0.0 && v[0] >= v[1] && v[1] >= v[2], "{v:?}");
+        let bytes: Vec<u8> = lp["bytes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_u64().unwrap() as u8)
+            .collect();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            lp["token"].as_str().unwrap()
+        );
+        joined += lp["token"].as_str().unwrap();
+    }
+    assert_eq!(joined, j["response"].as_str().unwrap());
+    // Streaming: each chunk carries the log-probabilities of its own tokens.
+    let mut b = json!({"model": "smol", "prompt": "The capital of France is", "raw": true,
+                       "logprobs": true, "options": {"temperature": 0, "num_predict": 6}});
+    let lines = post(s.addr, "/api/generate", &b).lines();
+    let n: usize = lines
+        .iter()
+        .map(|l| l["logprobs"].as_array().map_or(0, |a| a.len()))
+        .sum();
+    assert_eq!(n, 6);
+    assert!(lines[0]["logprobs"][0].get("top_logprobs").is_none());
+    b["top_logprobs"] = json!(21);
+    assert_eq!(post(s.addr, "/api/generate", &b).status, 400);
+    // OpenAI chat: choice.logprobs.content.
+    let r = post(
+        s.addr,
+        "/v1/chat/completions",
+        &json!({"model": "smol", "messages": [{"role": "user", "content": "Hi"}],
+        "logprobs": true, "top_logprobs": 2, "max_tokens": 4, "temperature": 0}),
+    )
+    .json();
+    assert_eq!(
+        r["choices"][0]["logprobs"]["content"]
+            .as_array()
+            .unwrap()
+            .len(),
+        r["usage"]["completion_tokens"].as_u64().unwrap() as usize
+            - usize::from(r["choices"][0]["finish_reason"] == "stop")
+    );
+}

@@ -237,6 +237,25 @@ fn is_zero(v: &u64) -> bool {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bytes: Vec<u8>,
+}
+
+/// `logprobs` entries (api.md §9).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Logprob {
+    pub token: String,
+    pub logprob: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bytes: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DebugInfo {
     pub rendered_template: String,
     pub image_count: usize,
@@ -258,6 +277,8 @@ pub struct GenerateResponse {
     pub metrics: Metrics,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<Logprob>,
     #[serde(
         default,
         rename = "_debug_info",
@@ -276,6 +297,8 @@ pub struct ChatResponse {
     pub done_reason: String,
     #[serde(flatten)]
     pub metrics: Metrics,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<Logprob>,
     #[serde(
         default,
         rename = "_debug_info",
@@ -526,6 +549,7 @@ mod tests {
                 eval_count: 3,
                 ..Default::default()
             },
+            logprobs: Vec::new(),
             debug_info: None,
         };
         assert_eq!(

@@ -4,11 +4,11 @@
 use super::think::ThinkParser;
 use super::tools::ToolParser;
 use super::{blocking, AppState};
-use crate::api::ToolCall;
 use crate::api::{
     ApiError, ChatRequest, DebugInfo, GenerateRequest, KeepAlive, Message, Metrics, RunOptions,
     Think,
 };
+use crate::api::{Logprob, ToolCall, TopLogprob};
 use crate::catalog::{ChatRender, GenerateRender, ResolvedModel};
 use crate::runner::{fit_prompt, Completion, Event, Runner};
 use crate::sched::{Lease, LoadSpec, QueueTicket};
@@ -32,6 +32,7 @@ pub(crate) enum Piece {
         content: String,
         thinking: String,
         tool_calls: Vec<ToolCall>,
+        logprobs: Vec<Logprob>,
     },
     Done {
         done_reason: &'static str,
@@ -53,6 +54,25 @@ pub(crate) struct Generation {
     pushback: Option<Event>,
     finished: bool,
     with_context: bool,
+    /// Log-probabilities not yet attached to a piece (their text is held by a parser).
+    logprobs: Vec<Logprob>,
+}
+
+fn wire_logprob(t: crate::runner::TokenLogprob) -> Logprob {
+    Logprob {
+        token: t.token,
+        logprob: t.logprob as f64,
+        bytes: t.bytes,
+        top_logprobs: t
+            .top
+            .into_iter()
+            .map(|x| TopLogprob {
+                token: x.token,
+                logprob: x.logprob as f64,
+                bytes: x.bytes,
+            })
+            .collect(),
+    }
 }
 
 impl Generation {
@@ -84,6 +104,7 @@ impl Generation {
             content,
             thinking,
             tool_calls,
+            logprobs: std::mem::take(&mut self.logprobs),
         })
     }
 
@@ -121,7 +142,8 @@ impl Generation {
                     self.finished = true;
                     return Some(Piece::Error(e));
                 }
-                Some(Event::Text(t)) => {
+                Some(Event::Text(t, lps)) => {
+                    self.logprobs.extend(lps.into_iter().map(wire_logprob));
                     if let Some(p) = self.absorb(Some(&t)) {
                         return Some(p);
                     }
@@ -188,16 +210,10 @@ fn format_unsupported() -> ApiError {
     )
 }
 
-fn check_logprobs(logprobs: bool, top: i64) -> Result<(), ApiError> {
+fn check_logprobs(top: i64) -> Result<(), ApiError> {
     if !(0..=20).contains(&top) {
         return Err(ApiError::bad_request(
             "top_logprobs must be between 0 and 20",
-        ));
-    }
-    if logprobs || top > 0 {
-        return Err(ApiError::new(
-            501,
-            "logprobs are not supported by this server yet",
         ));
     }
     Ok(())
@@ -301,6 +317,8 @@ struct Launch {
     think: Option<ThinkParser>,
     tools: Option<ToolParser>,
     with_context: bool,
+    logprobs: bool,
+    top_logprobs: usize,
 }
 
 fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Generation, ApiError> {
@@ -324,6 +342,8 @@ fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Genera
             num_predict: l.opts.num_predict,
             sampler: l.opts.sampler(),
             stop: l.opts.stop.clone(),
+            logprobs: l.logprobs,
+            top_logprobs: l.top_logprobs,
             ticket: Some(Box::new(ticket)),
         })
         .map_err(ApiError::internal)?;
@@ -337,6 +357,7 @@ fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Genera
         pushback: None,
         finished: false,
         with_context: l.with_context,
+        logprobs: Vec::new(),
     })
 }
 
@@ -361,7 +382,7 @@ pub(crate) async fn start_generate(
         ));
     }
     check_format(req.format.as_ref())?;
-    check_logprobs(req.logprobs, req.top_logprobs)?;
+    check_logprobs(req.top_logprobs)?;
     let mut model = resolve(st, &req.model).await?;
     if !has_cap(&model, "completion") {
         return Err(ApiError::bad_request(format!(
@@ -453,6 +474,8 @@ pub(crate) async fn start_generate(
             think: think_p,
             tools: None,
             with_context: !req.raw,
+            logprobs: req.logprobs,
+            top_logprobs: req.top_logprobs.clamp(0, 20) as usize,
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))
@@ -467,7 +490,7 @@ pub(crate) async fn start_chat(
         return Err(ApiError::bad_request("model is required"));
     }
     check_format(req.format.as_ref())?;
-    check_logprobs(req.logprobs, req.top_logprobs)?;
+    check_logprobs(req.top_logprobs)?;
     let model = resolve(st, &req.model).await?;
     if !has_cap(&model, "completion") {
         return Err(ApiError::bad_request(format!(
@@ -550,6 +573,8 @@ pub(crate) async fn start_chat(
             think: think_p,
             tools: (!req.tools.is_empty()).then(|| ToolParser::new(&req.tools)),
             with_context: false,
+            logprobs: req.logprobs,
+            top_logprobs: req.top_logprobs.clamp(0, 20) as usize,
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))

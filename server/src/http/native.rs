@@ -71,10 +71,12 @@ fn gen_chunk(model: &str, piece: Piece) -> Result<GenerateResponse, String> {
             content,
             thinking,
             tool_calls,
+            logprobs,
         } => {
             r.response = content;
             r.thinking = thinking;
             r.tool_calls = tool_calls;
+            r.logprobs = logprobs;
         }
         Piece::Done {
             done_reason,
@@ -103,10 +105,12 @@ fn chat_chunk(model: &str, piece: Piece) -> Result<ChatResponse, String> {
             content,
             thinking,
             tool_calls,
+            logprobs,
         } => {
             r.message.content = content;
             r.message.thinking = thinking;
             r.message.tool_calls = tool_calls;
+            r.logprobs = logprobs;
         }
         Piece::Done {
             done_reason,
@@ -173,22 +177,25 @@ pub(crate) async fn generate(State(st): State<AppState>, body: Body) -> HandlerR
             if stream {
                 return Ok(stream_generation(*gen, model, gen_chunk));
             }
-            let (mut text, mut thinking) = (String::new(), String::new());
+            let (mut text, mut thinking, mut lps) = (String::new(), String::new(), Vec::new());
             while let Some(piece) = gen.next().await {
                 match piece {
                     Piece::Text {
                         content,
                         thinking: t,
+                        logprobs,
                         ..
                     } => {
                         text.push_str(&content);
                         thinking.push_str(&t);
+                        lps.extend(logprobs);
                     }
                     Piece::Error(e) => return Err(ApiError::internal(e)),
                     done @ Piece::Done { .. } => {
                         let mut r = gen_chunk(&model, done).map_err(ApiError::internal)?;
                         r.response = text;
                         r.thinking = thinking;
+                        r.logprobs = lps;
                         return Ok(json_response(StatusCode::OK, &r));
                     }
                 }
@@ -231,17 +238,20 @@ pub(crate) async fn chat(State(st): State<AppState>, body: Body) -> HandlerResul
             if stream {
                 return Ok(stream_generation(*gen, model, chat_chunk));
             }
-            let (mut text, mut thinking, mut calls) = (String::new(), String::new(), Vec::new());
+            let (mut text, mut thinking, mut calls, mut lps) =
+                (String::new(), String::new(), Vec::new(), Vec::new());
             while let Some(piece) = gen.next().await {
                 match piece {
                     Piece::Text {
                         content,
                         thinking: t,
                         tool_calls,
+                        logprobs,
                     } => {
                         text.push_str(&content);
                         thinking.push_str(&t);
                         calls.extend(tool_calls);
+                        lps.extend(logprobs);
                     }
                     Piece::Error(e) => return Err(ApiError::internal(e)),
                     done @ Piece::Done { .. } => {
@@ -249,6 +259,7 @@ pub(crate) async fn chat(State(st): State<AppState>, body: Body) -> HandlerResul
                         r.message.content = text;
                         r.message.thinking = thinking;
                         r.message.tool_calls = calls;
+                        r.logprobs = lps;
                         return Ok(json_response(StatusCode::OK, &r));
                     }
                 }

@@ -422,17 +422,20 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
     if stream {
         return Ok(sse(chat_stream(*gen, id, created, model, include_usage)));
     }
-    let (mut content, mut thinking, mut calls) = (String::new(), String::new(), Vec::new());
+    let (mut content, mut thinking, mut calls, mut lps) =
+        (String::new(), String::new(), Vec::new(), Vec::new());
     while let Some(piece) = gen.next().await {
         match piece {
             Piece::Text {
                 content: c,
                 thinking: t,
                 tool_calls,
+                logprobs,
             } => {
                 content.push_str(&c);
                 thinking.push_str(&t);
                 calls.extend(tool_calls);
+                lps.extend(logprobs);
             }
             Piece::Error(e) => return Err(ApiError::internal(e)),
             Piece::Done {
@@ -457,6 +460,10 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
                                  "finish_reason": finish_with(done_reason, !calls.is_empty())}],
                     "usage": usage(&metrics),
                 });
+                let mut body = body;
+                if !lps.is_empty() {
+                    body["choices"][0]["logprobs"] = json!({ "content": lps });
+                }
                 return Ok(json_response(StatusCode::OK, &body));
             }
         }
@@ -502,7 +509,16 @@ fn chat_stream(
                     content,
                     thinking,
                     tool_calls,
+                    logprobs,
                 } => {
+                    // Log-probabilities ride on the content delta they belong to.
+                    let delta = |d: Value| {
+                        let mut c = delta(d);
+                        if !logprobs.is_empty() {
+                            c[0]["logprobs"] = json!({ "content": logprobs });
+                        }
+                        c
+                    };
                     let mut out = String::new();
                     if !thinking.is_empty() {
                         out += &chunk(
@@ -612,10 +628,15 @@ async fn completions_inner(st: AppState, body: Body) -> Result<Response, ApiErro
             include_usage,
         )));
     }
-    let mut text = String::new();
+    let (mut text, mut lps) = (String::new(), Vec::new());
     while let Some(piece) = gen.next().await {
         match piece {
-            Piece::Text { content, .. } => text.push_str(&content),
+            Piece::Text {
+                content, logprobs, ..
+            } => {
+                text.push_str(&content);
+                lps.extend(logprobs);
+            }
             Piece::Error(e) => return Err(ApiError::internal(e)),
             Piece::Done {
                 done_reason,
@@ -628,6 +649,10 @@ async fn completions_inner(st: AppState, body: Body) -> Result<Response, ApiErro
                     "choices": [{"text": text, "index": 0, "finish_reason": finish(done_reason)}],
                     "usage": usage(&metrics),
                 });
+                let mut body = body;
+                if !lps.is_empty() {
+                    body["choices"][0]["logprobs"] = json!({ "content": lps });
+                }
                 return Ok(json_response(StatusCode::OK, &body));
             }
         }
@@ -661,13 +686,15 @@ fn completion_stream(
                 return Some((Bytes::from_static(DONE.as_bytes()), None));
             };
             match piece {
-                Piece::Text { content, .. } => Some((
-                    Bytes::from(chunk(
-                        json!([{"text": content, "index": 0, "finish_reason": null}]),
-                        zero(),
-                    )),
-                    Some(gen),
-                )),
+                Piece::Text {
+                    content, logprobs, ..
+                } => {
+                    let mut choice = json!({"text": content, "index": 0, "finish_reason": null});
+                    if !logprobs.is_empty() {
+                        choice["logprobs"] = json!({ "content": logprobs });
+                    }
+                    Some((Bytes::from(chunk(json!([choice]), zero())), Some(gen)))
+                }
                 Piece::Done {
                     done_reason,
                     metrics,
