@@ -525,6 +525,8 @@ pub(crate) async fn start_chat(
         }
     }
 
+    strip_old_thinking(&model, &mut msgs);
+
     let spec = load_spec(st, &model, &opts);
     let (lease, ticket, load_duration) = acquire(st, &spec, req.keep_alive).await?;
     let runner = lease.model().clone();
@@ -578,6 +580,32 @@ pub(crate) async fn start_chat(
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))
+}
+
+/// qwen3 and deepseek-r1 templates expect earlier assistant turns without their reasoning:
+/// `<think>…</think>` is removed from assistant messages before the last user message.
+fn strip_old_thinking(model: &ResolvedModel, msgs: &mut [Message]) {
+    let family = model.details.family.to_lowercase();
+    if !(family.starts_with("qwen3") || model.name.to_lowercase().contains("deepseek-r1")) {
+        return;
+    }
+    let Some(last_user) = msgs.iter().rposition(|m| m.role == "user") else {
+        return;
+    };
+    for m in &mut msgs[..last_user] {
+        if m.role != "assistant" {
+            continue;
+        }
+        while let Some(start) = m.content.find("<think>") {
+            let Some(end) = m.content[start..].find("</think>") else {
+                break;
+            };
+            let end = start + end + "</think>".len();
+            let rest = m.content[end..].trim_start().to_string();
+            m.content.truncate(start);
+            m.content.push_str(&rest);
+        }
+    }
 }
 
 /// Ollama's `chatPrompt`: drops the oldest messages (keeping system messages and always the
@@ -645,6 +673,27 @@ mod tests {
             fit_messages(&msgs, 4, false, render, tok).unwrap().0,
             "Saaaabbbbcc"
         );
+    }
+
+    #[test]
+    fn old_reasoning_is_stripped_for_qwen3() {
+        let mut model = ResolvedModel::default();
+        model.details.family = "qwen3".into();
+        let mut msgs = vec![
+            Message::new("user", "a"),
+            Message::new("assistant", "<think>hmm</think>\n\nB"),
+            Message::new("user", "c"),
+            Message::new("assistant", "<think>keep</think>D"),
+        ];
+        strip_old_thinking(&model, &mut msgs);
+        assert_eq!(msgs[1].content, "B");
+        assert_eq!(msgs[3].content, "<think>keep</think>D");
+        let mut other = vec![
+            Message::new("assistant", "<think>x</think>y"),
+            Message::new("user", "z"),
+        ];
+        strip_old_thinking(&ResolvedModel::default(), &mut other);
+        assert_eq!(other[0].content, "<think>x</think>y");
     }
 
     #[test]
