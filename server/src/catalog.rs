@@ -127,8 +127,8 @@ pub trait Catalog: Send + Sync {
 /// What a chat prompt is rendered with besides the messages.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChatRender<'a> {
-    /// The request's `tools` (empty = none).
-    pub tools: &'a [Value],
+    /// The request's `tools` as the client wrote them (empty = none).
+    pub tools: &'a [Box<serde_json::value::RawValue>],
     pub think: Option<&'a Think>,
 }
 

@@ -56,7 +56,10 @@ fn request_errors_have_the_spec_status_and_text() {
     let (code, msg) = err("/api/generate", "{\"model\": ");
     assert_eq!(code, 400);
     assert!(msg.contains("EOF"), "{msg}");
-    assert_eq!(err("/api/generate", "{\"model\": 3}").0, 400);
+    assert_eq!(
+        err("/api/generate", "{\"model\": 3}"),
+        (400, e("invalid type: integer `3`, expected a string"))
+    );
     assert_eq!(err("/api/generate", "{}"), (400, e("model is required")));
     assert_eq!(
         err("/api/chat", "{\"messages\": []}"),
@@ -201,6 +204,43 @@ fn request_errors_have_the_spec_status_and_text() {
 }
 
 #[test]
+fn tools_reach_the_renderer_in_the_clients_key_order() {
+    let s = server();
+    let tools = r#"[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}}}}]"#;
+    let body = format!(
+        r#"{{"model":"smoltools","messages":[{{"role":"user","content":"Q"}}],"tools":{tools},"_debug_render_only":true}}"#
+    );
+    let r = raw(s.addr, "POST", "/api/chat", &[], Some(body.as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rendered = r.json()["_debug_info"]["rendered_template"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        rendered.contains(&format!("<tools>{}</tools>", &tools[1..tools.len() - 1])),
+        "{rendered}"
+    );
+    let body = format!(
+        r#"{{"model":"smoltools","messages":[{{"role":"user","content":"Q"}}],"tools":{tools},"_debug_render_only":true}}"#
+    );
+    let r = raw(
+        s.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        Some(body.as_bytes()),
+    );
+    let rendered = r.json()["_debug_info"]["rendered_template"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        rendered.contains("\"zeta\":{\"type\":\"string\"},\"alpha\""),
+        "{rendered}"
+    );
+}
+
+#[test]
 fn tags_show_copy_delete_create() {
     let s = server();
     let tags = get(s.addr, "/api/tags").json();
@@ -239,7 +279,7 @@ fn tags_show_copy_delete_create() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, vec!["smol2:latest", "smol:latest"]);
+    assert_eq!(ids, vec!["smol2:latest", "smol:latest", "smoltools:latest"]);
     assert_eq!(models["data"][0]["owned_by"], "library");
     assert_eq!(models["data"][0]["created"], 1_700_000_000);
     let one = get(s.addr, "/v1/models/smol2").json();

@@ -5,9 +5,13 @@
 //! omitted, `response` / `message.content` are always present).
 
 use super::duration::KeepAlive;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// `null` decodes to the default, as Go leaves the zero value.
 pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -73,14 +77,76 @@ impl Think {
     }
 }
 
+/// A JSON object that keeps its keys in the order written (tool-call arguments: Ollama
+/// preserves the model's and the client's order). A repeated key keeps its first
+/// position and takes the last value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonObject(pub Vec<(String, Value)>);
+
+impl JsonObject {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Compact JSON text in key order.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+impl std::ops::Index<&str> for JsonObject {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&Value::Null)
+    }
+}
+
+impl Serialize for JsonObject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_unit<E>(self) -> Result<JsonObject, E> {
+                Ok(JsonObject::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<JsonObject, A::Error> {
+                let mut out: Vec<(String, Value)> = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    match out.iter_mut().find(|(ek, _)| *ek == k) {
+                        Some(e) => e.1 = v,
+                        None => out.push((k, v)),
+                    }
+                }
+                Ok(JsonObject(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallFunction {
     #[serde(default, deserialize_with = "nullable")]
     pub index: i64,
     #[serde(default, deserialize_with = "nullable")]
     pub name: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub arguments: Map<String, Value>,
+    #[serde(default)]
+    pub arguments: JsonObject,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -191,8 +257,10 @@ pub struct ChatRequest {
     pub model: String,
     #[serde(default, deserialize_with = "nullable")]
     pub messages: Vec<Message>,
+    /// Tool definitions as the client wrote them (key order matters to templates); the
+    /// renderer decodes them.
     #[serde(default, deserialize_with = "nullable")]
-    pub tools: Vec<Value>,
+    pub tools: Vec<Box<RawValue>>,
     #[serde(default)]
     pub stream: Option<bool>,
     #[serde(default)]
@@ -582,13 +650,33 @@ mod tests {
     }
 
     #[test]
+    fn tool_arguments_keep_their_order() {
+        let f: ToolCallFunction =
+            serde_json::from_str(r#"{"name":"f","arguments":{"zeta":1,"alpha":{"b":2},"zeta":3}}"#)
+                .unwrap();
+        assert_eq!(
+            f.arguments.to_json_string(),
+            r#"{"zeta":3,"alpha":{"b":2}}"#
+        );
+        assert_eq!(f.arguments["alpha"]["b"], 2);
+        let r: ChatRequest = serde_json::from_str(
+            r#"{"tools":[{"function":{"parameters":{"properties":{"z":{},"a":{}}}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.tools[0].get(),
+            r#"{"function":{"parameters":{"properties":{"z":{},"a":{}}}}}"#
+        );
+    }
+
+    #[test]
     fn tool_call_index_is_always_written() {
         let t = ToolCall {
             id: String::new(),
             function: ToolCallFunction {
                 index: 0,
                 name: "f".into(),
-                arguments: Map::new(),
+                arguments: JsonObject::default(),
             },
         };
         assert_eq!(

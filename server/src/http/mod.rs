@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, head, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,20 +122,24 @@ pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let text = bytes.trim_ascii();
+    if text.is_empty() {
         return Err(ApiError::bad_request("missing request body"));
     }
-    let value = serde_json::Deserializer::from_slice(bytes)
-        .into_iter::<Value>()
-        .next()
-        .unwrap_or(Ok(Value::Null))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let value = if value.is_null() {
-        Value::Object(Default::default())
-    } else {
-        value
-    };
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request(e.to_string()))
+    // Decoded straight from the bytes (no intermediate `Value`) so that types which keep
+    // key order see it; like Go's decoder only the first value counts, `null` is `{}`.
+    let text: &[u8] = if text == b"null" { b"{}" } else { text };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    T::deserialize(&mut de).map_err(|e| ApiError::bad_request(decode_message(&e)))
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn decode_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) if e.line() > 0 => msg[..i].to_string(),
+        _ => msg,
+    }
 }
 
 /// Runs blocking catalog work off the async threads.

@@ -8,7 +8,8 @@ use super::{blocking, json_response, parse_json, read_body, AppState};
 use crate::api::duration::go_type_name;
 use crate::api::time::unix_seconds;
 use crate::api::{
-    ApiError, ChatRequest, GenerateRequest, Message, Metrics, Think, ToolCall, ToolCallFunction,
+    ApiError, ChatRequest, GenerateRequest, JsonObject, Message, Metrics, Think, ToolCall,
+    ToolCallFunction,
 };
 use crate::catalog::namespace_of;
 use axum::body::{Body, Bytes};
@@ -75,7 +76,11 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 async fn body_object(body: Body) -> Result<Map<String, Value>, ApiError> {
     let bytes = read_body(body).await?;
-    match parse_json::<Value>(&bytes)? {
+    object_of(&bytes)
+}
+
+fn object_of(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match parse_json::<Value>(bytes)? {
         Value::Object(m) => Ok(m),
         other => Err(bad(format!(
             "json: cannot unmarshal {} into Go value of type openai.Request",
@@ -248,14 +253,15 @@ fn convert_tool_calls(v: &Value) -> Result<Vec<ToolCall>, ApiError> {
         .enumerate()
         .map(|(i, tc)| {
             let f = tc.get("function").cloned().unwrap_or(Value::Null);
+            // The JSON string is decoded in its own key order.
             let args = match f.get("arguments") {
-                Some(Value::String(s)) if s.trim().is_empty() => Map::new(),
-                Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-                    Ok(Value::Object(m)) => m,
-                    _ => return Err(bad("invalid tool call arguments")),
-                },
-                Some(Value::Object(m)) => m.clone(),
-                None | Some(Value::Null) => Map::new(),
+                Some(Value::String(s)) if s.trim().is_empty() => JsonObject::default(),
+                Some(Value::String(s)) => serde_json::from_str::<JsonObject>(s)
+                    .map_err(|_| bad("invalid tool call arguments"))?,
+                Some(Value::Object(m)) => {
+                    JsonObject(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
+                None | Some(Value::Null) => JsonObject::default(),
                 Some(_) => return Err(bad("invalid tool call arguments")),
             };
             Ok(ToolCall {
@@ -356,7 +362,7 @@ fn oai_tool_calls(calls: &[ToolCall]) -> Value {
                     "type": "function",
                     "function": {
                         "name": c.function.name,
-                        "arguments": Value::Object(c.function.arguments.clone()).to_string(),
+                        "arguments": c.function.arguments.to_json_string(),
                     }
                 })
             })
@@ -379,17 +385,24 @@ pub(crate) async fn chat_completions(State(st): State<AppState>, body: Body) -> 
 
 async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let obj = body_object(body).await?;
+    let bytes = read_body(body).await?;
+    let obj = object_of(&bytes)?;
+    // Tools again from the bytes, in the client's key order.
+    #[derive(serde::Deserialize)]
+    struct RawTools {
+        #[serde(default)]
+        tools: Option<Vec<Box<serde_json::value::RawValue>>>,
+    }
+    let tools = match obj.get("tools") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => parse_json::<RawTools>(&bytes)?.tools.unwrap_or_default(),
+    };
     let model = model_field(&obj)?;
     let messages = match obj.get("messages") {
         Some(Value::Array(a)) if !a.is_empty() => convert_messages(a)?,
         _ => return Err(bad("[] is too short - 'messages'")),
     };
     let (stream, include_usage) = stream_flags(&obj);
-    let tools = match obj.get("tools") {
-        Some(Value::Array(a)) => a.clone(),
-        _ => Vec::new(),
-    };
     let req = ChatRequest {
         model: model.clone(),
         messages,

@@ -5,8 +5,10 @@
 //! (Qwen, Hermes), and output that is nothing but a JSON call object or array (llama 3.x).
 //! Only calls to functions the request offered are accepted; anything else stays text.
 
-use crate::api::{ToolCall, ToolCallFunction};
-use serde_json::{Map, Value};
+use crate::api::{JsonObject, ToolCall, ToolCallFunction};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const OPEN: &str = "<tool_call>";
@@ -37,15 +39,16 @@ pub struct Parsed {
 
 impl ToolParser {
     /// `tools`: the request's tool definitions (`{"type":"function","function":{"name":…}}`).
-    pub fn new(tools: &[Value]) -> ToolParser {
+    pub fn new(tools: &[Box<RawValue>]) -> ToolParser {
         let names = tools
             .iter()
+            .filter_map(|t| serde_json::from_str::<Value>(t.get()).ok())
             .filter_map(|t| {
                 t.get("function")
                     .and_then(|f| f.get("name"))
                     .and_then(Value::as_str)
+                    .map(str::to_string)
             })
-            .map(str::to_string)
             .collect();
         ToolParser {
             names,
@@ -123,42 +126,55 @@ impl ToolParser {
         out
     }
 
-    /// One call object or an array of them, all naming offered functions.
+    /// One call object or an array of them, all naming offered functions. Arguments keep
+    /// the order the model wrote them in.
     fn calls_from(&mut self, text: &str) -> Option<Vec<ToolCall>> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let items = match v {
-            Value::Array(a) => a,
-            obj @ Value::Object(_) => vec![obj],
-            _ => return None,
+        #[derive(Deserialize)]
+        struct Call {
+            name: Option<String>,
+            function: Option<Box<Call>>,
+            arguments: Option<Args>,
+            parameters: Option<Args>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Args {
+            Object(JsonObject),
+            Text(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            Many(Vec<Call>),
+            One(Call),
+        }
+        let items = match serde_json::from_str::<OneOrMany>(text).ok()? {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(c) => vec![c],
         };
         if items.is_empty() {
             return None;
         }
         let mut calls = Vec::new();
         for item in items {
-            let obj = item.as_object()?;
-            let f = obj
-                .get("function")
-                .and_then(Value::as_object)
-                .unwrap_or(obj);
-            let name = f.get("name").and_then(Value::as_str)?;
-            if !self.names.iter().any(|n| n == name) {
+            let f = match item.function {
+                Some(inner) if item.name.is_none() => *inner,
+                _ => item,
+            };
+            let name = f.name?;
+            if !self.names.contains(&name) {
                 return None;
             }
-            let args = match f.get("arguments").or_else(|| f.get("parameters")) {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(m)) => m.clone(),
-                Some(Value::String(s)) => match serde_json::from_str(s) {
-                    Ok(Value::Object(m)) => m,
-                    _ => return None,
-                },
-                Some(_) => return None,
+            let args = match f.arguments.or(f.parameters) {
+                None => JsonObject::default(),
+                Some(Args::Object(o)) => o,
+                Some(Args::Text(s)) => serde_json::from_str::<JsonObject>(&s).ok()?,
             };
             calls.push(ToolCall {
                 id: call_id(),
                 function: ToolCallFunction {
                     index: self.index,
-                    name: name.to_string(),
+                    name,
                     arguments: args,
                 },
             });
@@ -202,7 +218,8 @@ mod tests {
     use serde_json::json;
 
     fn parser() -> ToolParser {
-        ToolParser::new(&[json!({"type": "function", "function": {"name": "get_weather"}})])
+        let tool = json!({"type": "function", "function": {"name": "get_weather"}}).to_string();
+        ToolParser::new(&[RawValue::from_string(tool).unwrap()])
     }
 
     fn run(pieces: &[&str]) -> (String, Vec<ToolCall>) {
@@ -237,10 +254,15 @@ mod tests {
     fn bare_json_and_unknown_functions() {
         let (content, calls) = run(&[
             "{\"name\": \"get_weather\", ",
-            "\"parameters\": {\"city\": \"Oslo\"}}",
+            "\"parameters\": {\"unit\": \"C\", \"city\": \"Oslo\"}}",
         ]);
         assert_eq!(content, "");
         assert_eq!(calls[0].function.arguments["city"], "Oslo");
+        assert_eq!(
+            calls[0].function.arguments.to_json_string(),
+            r#"{"unit":"C","city":"Oslo"}"#,
+            "the model's key order is kept"
+        );
         let (content, calls) = run(&["{\"name\": \"launch\", \"arguments\": {}}"]);
         assert!(calls.is_empty());
         assert_eq!(content, "{\"name\": \"launch\", \"arguments\": {}}");

@@ -60,6 +60,11 @@ impl MemCatalog {
             modified_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
             ..Default::default()
         });
+        let mut tools = c.resolve("smol").unwrap();
+        tools.name = "smoltools:latest".into();
+        tools.capabilities.push("tools".into());
+        tools.modified_at = Some(SystemTime::UNIX_EPOCH);
+        c.add(tools);
         Arc::new(c)
     }
 
@@ -178,9 +183,17 @@ impl PromptRenderer for ChatMl {
         &self,
         _m: &ResolvedModel,
         messages: &[Message],
-        _o: &ChatRender<'_>,
+        o: &ChatRender<'_>,
     ) -> Result<String, ApiError> {
-        let mut s: String = messages.iter().map(|m| turn(&m.role, &m.content)).collect();
+        let mut s = String::new();
+        if !o.tools.is_empty() {
+            let raw: Vec<&str> = o.tools.iter().map(|t| t.get()).collect();
+            s += &turn("system", &format!("<tools>{}</tools>", raw.join(",")));
+        }
+        s += &messages
+            .iter()
+            .map(|m| turn(&m.role, &m.content))
+            .collect::<String>();
         s.push_str("<|im_start|>assistant\n");
         Ok(s)
     }
