@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_e2e;
+mod generate;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Continue a prompt straight from a GGUF file (no server, no chat template).
+    Generate(generate::GenerateArgs),
     /// Benchmarks of ferrite's building blocks.
     Bench {
         #[command(subcommand)]
@@ -30,6 +34,9 @@ enum BenchCommand {
     /// Time the matvec/matmul kernels of every weight type and ISA level against the
     /// machine's memory bandwidth; writes kernels.json and kernels.md.
     Kernels(bench::KernelsArgs),
+    /// Prompt processing and generation tokens/s of the real models, side by side with
+    /// llama.cpp's llama-bench; writes e2e.json and e2e.md.
+    E2e(bench_e2e::E2eArgs),
 }
 
 fn main() {
@@ -38,6 +45,10 @@ fn main() {
         Command::Bench {
             what: BenchCommand::Kernels(args),
         } => bench::run_kernels(&args),
+        Command::Bench {
+            what: BenchCommand::E2e(args),
+        } => bench_e2e::run_e2e(&args),
+        Command::Generate(args) => generate::run(&args),
     };
     if let Err(e) = result {
         eprintln!("ferrite: {e}");

@@ -88,7 +88,11 @@ pub fn generate(
     let mut logits = Vec::new();
     for chunk in prompt.chunks(batch) {
         logits = model
-            .forward(&mut [SeqInput { cache, tokens: chunk, all_logits: false }])?
+            .forward(&mut [SeqInput {
+                cache,
+                tokens: chunk,
+                all_logits: false,
+            }])?
             .remove(0);
     }
     let prompt_duration = t0.elapsed();
@@ -102,7 +106,9 @@ pub fn generate(
         if opts.num_predict >= 0 && generated as i64 >= opts.num_predict {
             break DoneReason::Length;
         }
-        let tok = sampler.sample(&logits, &tokens).map_err(|e| e.to_string())?;
+        let tok = sampler
+            .sample(&logits, &tokens)
+            .map_err(|e| e.to_string())?;
         generated += 1;
         tokens.push(tok);
         if tokenizer.is_eog(tok) {
@@ -119,7 +125,11 @@ pub fn generate(
             break DoneReason::Length;
         }
         logits = model
-            .forward(&mut [SeqInput { cache, tokens: &[tok], all_logits: false }])?
+            .forward(&mut [SeqInput {
+                cache,
+                tokens: &[tok],
+                all_logits: false,
+            }])?
             .remove(0);
     };
     if done_reason != DoneReason::Cancelled && !stops.is_stopped() {

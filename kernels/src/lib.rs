@@ -4,6 +4,7 @@
 //! Leaf crate, no I/O. Every fast kernel has a scalar reference beside it and is
 //! tested against it and against an f64 computation.
 
+pub mod attn;
 pub mod blocks;
 pub mod cpu;
 pub mod dispatch;

@@ -212,6 +212,91 @@ pub fn matmul_prepared(
     );
 }
 
+/// One matrix of a [`matmul_group`]: `y` (`tokens × rows`) = W · activations.
+pub struct GroupPart<'a> {
+    pub k: &'a TypeKernels,
+    pub w: &'a [u8],
+    pub rows: usize,
+    pub y: &'a mut [f32],
+}
+
+/// Several products of the same activations (Q/K/V, or gate/up) in one parallel
+/// pass: one wake-up of the pool instead of one per matrix, which dominates decode
+/// on small models. Each output equals what [`matmul_prepared`] gives.
+pub fn matmul_group(parts: &mut [GroupPart<'_>], acts: &Activations) {
+    let cols = acts.cols;
+    let tokens = acts.tokens;
+    let mut work = 0usize;
+    let mut w_rows = Vec::with_capacity(parts.len());
+    for p in parts.iter() {
+        w_rows.push(check_shapes(p.k, p.w, p.rows, cols));
+        assert_eq!(
+            acts.act,
+            Some(p.k.act),
+            "activations were prepared for another type"
+        );
+        assert_eq!(
+            p.y.len(),
+            tokens * p.rows,
+            "output does not match {tokens}x{}",
+            p.rows
+        );
+        work = work.saturating_add(p.w.len().saturating_mul(tokens));
+    }
+    let threads = rayon::current_num_threads();
+    let total_rows: usize = parts.iter().map(|p| p.rows).sum();
+    if tokens == 0 || total_rows == 0 {
+        return;
+    }
+    if tokens > 1 || threads == 1 || work < SERIAL_WORK {
+        // Prefill amortises the pool per matrix; tiny products are not worth a wake-up.
+        for (p, &w_row) in parts.iter_mut().zip(&w_rows) {
+            run(
+                p.k,
+                p.w,
+                w_row,
+                p.rows,
+                cols,
+                acts.bytes(),
+                acts.row_bytes,
+                tokens,
+                p.y,
+            );
+        }
+        return;
+    }
+    // Decode: row blocks of every matrix, sized so the whole group gives each
+    // thread a few tasks.
+    let rb = total_rows
+        .div_ceil(threads * TASKS_PER_THREAD)
+        .next_multiple_of(4);
+    let mut tasks: Vec<(usize, usize)> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        tasks.extend((0..p.rows.div_ceil(rb)).map(|b| (i, b * rb)));
+    }
+    let outs: Vec<(OutPtr, usize)> = parts
+        .iter_mut()
+        .map(|p| (OutPtr(p.y.as_mut_ptr()), p.rows))
+        .collect();
+    let (outs, parts) = (&outs, &*parts);
+    tasks.into_par_iter().for_each(|(i, r0)| {
+        let p = &parts[i];
+        let r = r0..(r0 + rb).min(p.rows);
+        tile(
+            p.k.vec_dot,
+            p.w,
+            w_rows[i],
+            outs[i].1,
+            cols,
+            acts.bytes(),
+            acts.row_bytes,
+            r,
+            0..1,
+            outs[i].0.get(),
+        );
+    });
+}
+
 /// Output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -486,6 +571,48 @@ mod tests {
     }
 
     #[test]
+    fn group_equals_separate_products() {
+        // Q4_K and Q6_K share Q8_K activations, as Q/K/V of a Q4_K_M file do.
+        let mut rng = Rng::new(21);
+        let cols = 512;
+        let k4 = kernels_at(GgmlType::Q4K, cpu::best_supported()).unwrap();
+        let k6 = kernels_at(GgmlType::Q6K, cpu::best_supported()).unwrap();
+        let shapes = [(&k4, 200usize), (&k6, 64), (&k4, 37)];
+        let weights: Vec<Vec<u8>> = shapes
+            .iter()
+            .map(|(k, rows)| make_weights(k.dtype, *rows, cols, &mut rng).0)
+            .collect();
+        for tokens in [1, 3] {
+            for threads in [1, 2, 3] {
+                let x = rng.weights(tokens * cols);
+                let mut acts = Activations::new();
+                acts.quantize(&k4, &x, cols);
+                let mut want: Vec<Vec<f32>> = Vec::new();
+                for ((k, rows), w) in shapes.iter().zip(&weights) {
+                    let mut y = vec![0f32; rows * tokens];
+                    matmul(k, w, *rows, cols, &x, tokens, &mut y);
+                    want.push(y);
+                }
+                let mut got: Vec<Vec<f32>> =
+                    shapes.iter().map(|(_, r)| vec![0f32; r * tokens]).collect();
+                let mut parts: Vec<GroupPart> = shapes
+                    .iter()
+                    .zip(&weights)
+                    .zip(got.iter_mut())
+                    .map(|(((k, rows), w), y)| GroupPart {
+                        k,
+                        w,
+                        rows: *rows,
+                        y,
+                    })
+                    .collect();
+                pool(threads).install(|| matmul_group(&mut parts, &acts));
+                assert_eq!(want, got, "tokens={tokens} threads={threads}");
+            }
+        }
+    }
+
+    #[test]
     fn matvec_is_one_token_matmul() {
         let mut rng = Rng::new(9);
         let k = kernels_at(GgmlType::F16, cpu::best_supported()).unwrap();
@@ -521,78 +648,5 @@ mod tests {
         let mut acts = Activations::new();
         acts.quantize(&f, &[1.0; 32], 32);
         matmul_prepared(&k, &[0; 128], 1, 32, &acts, &mut [0.0]);
-    }
-}
-
-/// Timings, not checks: `cargo test --release -p ferrite-kernels --lib -- --ignored --nocapture matmul_timings`.
-#[cfg(test)]
-mod timings {
-    use super::*;
-    use crate::dispatch::{kernels, quantizer};
-    use crate::testutil::Rng;
-    use std::time::Instant;
-
-    /// Best of `reps` runs: the machine is shared, the minimum is the least disturbed.
-    fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-        f();
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    }
-
-    #[test]
-    #[ignore]
-    fn matmul_timings() {
-        let threads = std::env::var("THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut rng = Rng::new(1);
-        let types: Vec<GgmlType> = GgmlType::ALL
-            .into_iter()
-            .filter(|&t| kernels(t).is_some() && (t == GgmlType::F32 || quantizer(t).is_some()))
-            .collect();
-        for t in types {
-            let k = kernels(t).unwrap();
-            for &(rows, cols, tokens) in &[
-                (576, 576, 1),
-                (896, 896, 1),
-                (4864, 896, 1),
-                (8192, 4096, 1),
-                (896, 896, 64),
-                (4864, 896, 256),
-            ] {
-                let Some(rb) = t.row_bytes(cols) else {
-                    continue;
-                };
-                let v = rng.weights(cols);
-                let mut row = vec![0u8; rb];
-                match quantizer(t) {
-                    Some(q) => q(&v, &mut row),
-                    None => row.copy_from_slice(bytemuck::cast_slice(&v)),
-                }
-                let w: Vec<u8> = row.iter().copied().cycle().take(rb * rows).collect();
-                let x = rng.weights(cols * tokens);
-                let mut y = vec![0f32; rows * tokens];
-                let reps = (2e8 / (w.len() * tokens) as f64).clamp(3.0, 20000.0) as usize;
-                let s =
-                    pool.install(|| time(reps, || matmul(&k, &w, rows, cols, &x, tokens, &mut y)));
-                println!(
-                    "{t:5} {:7} {rows:5}x{cols:5} t={tokens:3} threads={threads}: {:9.2} us  {:6.1} GB/s weights  {:7.1} GFLOP/s",
-                    k.isa.name(),
-                    s * 1e6,
-                    w.len() as f64 / s / 1e9,
-                    2.0 * (rows * cols * tokens) as f64 / s / 1e9
-                );
-            }
-        }
     }
 }

@@ -19,7 +19,6 @@ type ZipFn = fn(&mut [f32], &[f32]);
 /// Per-ISA kernels of the hot ops; built once per level.
 #[derive(Clone, Copy)]
 struct Kern {
-    sum_sq: fn(&[f32]) -> f32,
     /// `out = (x · s) · w` (or `x · s` without `w`), ggml's order of rounding.
     scale_mul: ScaleMulFn,
     max: fn(&[f32]) -> f32,
@@ -68,7 +67,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     same_len(x.len(), weight.len(), "rms_norm weight");
     same_len(x.len(), out.len(), "rms_norm output");
     let k = kern();
-    let s = rms_scale((k.sum_sq)(x), x.len(), eps);
+    let s = rms_scale(x, eps);
     (k.scale_mul)(x, s, Some(weight), out);
 }
 
@@ -76,7 +75,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 pub fn rms_norm_plain(x: &[f32], eps: f32, out: &mut [f32]) {
     same_len(x.len(), out.len(), "rms_norm output");
     let k = kern();
-    let s = rms_scale((k.sum_sq)(x), x.len(), eps);
+    let s = rms_scale(x, eps);
     (k.scale_mul)(x, s, None, out);
 }
 
@@ -86,7 +85,7 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: Option<&[f32]>, eps: f32) {
         same_len(x.len(), w.len(), "rms_norm weight");
     }
     let k = kern();
-    let s = rms_scale((k.sum_sq)(x), x.len(), eps);
+    let s = rms_scale(x, eps);
     match weight {
         Some(w) => {
             (k.scale)(x, s);
@@ -96,8 +95,13 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: Option<&[f32]>, eps: f32) {
     }
 }
 
-fn rms_scale(sum_sq: f32, n: usize, eps: f32) -> f32 {
-    1.0 / (sum_sq / n.max(1) as f32 + eps).sqrt()
+/// ggml's exact arithmetic: f32 squares summed in f64 in order, the mean rounded to
+/// f32, then `1/sqrt(mean + eps)` in f32. Models are sensitive enough that a one-ulp
+/// difference here flips activation quantization downstream, so no SIMD reordering.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len().max(1) as f64) as f32;
+    1.0 / (mean + eps).sqrt()
 }
 
 /// `out = (x - mean) / sqrt(var + eps) · weight + bias` (ggml `norm`, then the
@@ -156,6 +160,38 @@ pub fn gelu(x: &mut [f32]) {
 pub fn geglu(a: &mut [f32], b: &[f32]) {
     same_len(a.len(), b.len(), "geglu");
     (kern().geglu)(a, b)
+}
+
+/// `a = gelu(a) · b` the way llama.cpp's CPU backend computes it: GELU looked up
+/// in a table indexed by the f16 of `a` and stored as f16 (ggml's `GGML_GELU_FP16`),
+/// exact outside (-10, 10). Coarser than [`geglu`], but models tuned against
+/// llama.cpp (and its reference outputs) see these values.
+pub fn geglu_f16_table(a: &mut [f32], b: &[f32]) {
+    same_len(a.len(), b.len(), "geglu_f16_table");
+    let table = gelu_f16_table();
+    for (v, &g) in a.iter_mut().zip(b) {
+        let x = *v;
+        *v = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * g
+        } else {
+            table[half::f16::from_f32(x).to_bits() as usize].to_f32() * g
+        };
+    }
+}
+
+/// `f16(gelu(x))` for every f16 bit pattern `x`, built once (128 KiB).
+fn gelu_f16_table() -> &'static [half::f16] {
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| {
+                let x = half::f16::from_bits(bits).to_f32();
+                half::f16::from_f32(reference::gelu1(x))
+            })
+            .collect()
+    })
 }
 
 /// Exact GELU, `0.5x(1 + erf(x/√2))` (ggml `gelu_erf`).
@@ -291,7 +327,6 @@ pub mod reference {
 
     pub(super) fn kern() -> Kern {
         Kern {
-            sum_sq,
             scale_mul,
             max,
             exp_sum,
@@ -303,11 +338,6 @@ pub mod reference {
             add,
             mul,
         }
-    }
-
-    /// Σx² accumulated in f64 (ggml's `ggml_float`).
-    pub fn sum_sq(x: &[f32]) -> f32 {
-        x.iter().map(|&v| (v * v) as f64).sum::<f64>() as f32
     }
 
     pub fn scale_mul(x: &[f32], s: f32, w: Option<&[f32]>, out: &mut [f32]) {
@@ -594,12 +624,6 @@ mod generic {
     }
 
     #[inline(always)]
-    pub unsafe fn sum_sq<V: Simd>(x: &[f32]) -> f32 {
-        let (a, b) = fold!(x, 0.0, V::splat(0.0), |s, v: V| v.fma(v, s));
-        a.add(b).hsum()
-    }
-
-    #[inline(always)]
     pub unsafe fn max<V: Simd>(x: &[f32]) -> f32 {
         let ninf = V::splat(f32::NEG_INFINITY);
         let (a, b) = fold!(x, f32::NEG_INFINITY, ninf, |m, v: V| m.max(v));
@@ -686,10 +710,6 @@ macro_rules! instantiate {
         use super::{generic, Kern};
 
         #[target_feature(enable = $feat)]
-        unsafe fn sum_sq(x: &[f32]) -> f32 {
-            generic::sum_sq::<$v>(x)
-        }
-        #[target_feature(enable = $feat)]
         unsafe fn max(x: &[f32]) -> f32 {
             generic::max::<$v>(x)
         }
@@ -736,7 +756,6 @@ macro_rules! instantiate {
             // of this level; the bodies index within their slices, and the callers
             // checked that paired slices have equal lengths.
             Kern {
-                sum_sq: |x| unsafe { sum_sq(x) },
                 scale_mul: |x, s, w, o| unsafe { scale_mul(x, s, w, o) },
                 max: |x| unsafe { max(x) },
                 exp_sum: |x, m| unsafe { exp_sum(x, m) },
@@ -1051,13 +1070,6 @@ mod tests {
                 let x = data(&mut rng, n, 3.0);
                 let b = data(&mut rng, n, 1.0);
                 let what = |op: &str| format!("{isa} {op} n={n}");
-                close(
-                    (k.sum_sq)(&x),
-                    (r.sum_sq)(&x) as f64,
-                    1e-6,
-                    0.0,
-                    &what("sum_sq"),
-                );
                 assert_eq!((k.max)(&x), (r.max)(&x), "{}", what("max"));
                 // Plain products round the same way at every level: bit-identical.
                 type Pick = fn(&Kern) -> ZipFn;
@@ -1330,5 +1342,39 @@ mod tests {
     #[should_panic(expected = "n_rot 3 must be even")]
     fn odd_rope_panics() {
         Rope::new(3, 10000.0, 1.0, RopeStyle::Neox);
+    }
+
+    #[test]
+    fn geglu_f16_table_is_gelu_of_the_f16_input_rounded_to_f16() {
+        let gelu64 = |x: f64| {
+            0.5 * x
+                * (1.0
+                    + ((2.0 / std::f64::consts::PI).sqrt() * x * (1.0 + 0.044715 * x * x)).tanh())
+        };
+        let mut rng = crate::testutil::Rng::new(5);
+        let x: Vec<f32> = (0..4000).map(|_| rng.range(-12.0, 12.0)).collect();
+        let g: Vec<f32> = (0..4000).map(|_| rng.range(-2.0, 2.0)).collect();
+        let mut y = x.clone();
+        geglu_f16_table(&mut y, &g);
+        for i in 0..x.len() {
+            let want = if x[i] <= -10.0 {
+                0.0
+            } else if x[i] >= 10.0 {
+                x[i] as f64 * g[i] as f64
+            } else {
+                let xin = half::f16::from_f32(x[i]).to_f64();
+                half::f16::from_f64(gelu64(xin)).to_f64() * g[i] as f64
+            };
+            // The table holds f16(gelu) computed in f32: at most one f16 ulp from the
+            // f64 value rounded to f16 (the f32 product with g adds ~1e-7).
+            let ulp = (want.abs() / g[i].abs().max(1e-30) as f64 / 1024.0).max(6e-8);
+            assert!(
+                (y[i] as f64 - want).abs() <= ulp * g[i].abs() as f64 + 1e-6,
+                "x={} g={} got {} want {want}",
+                x[i],
+                g[i],
+                y[i]
+            );
+        }
     }
 }

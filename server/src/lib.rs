@@ -10,6 +10,11 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod create;
 pub mod http;
+pub mod modelfile;
 pub mod runner;
 pub mod sched;
+pub mod show;
+pub mod store;
+pub mod template;

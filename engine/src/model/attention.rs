@@ -8,6 +8,8 @@
 
 use super::HParams;
 use half::f16;
+use kernels::attn::{mad_f16, scale_f16};
+use kernels::blocks::GgmlType;
 use rayon::prelude::*;
 
 /// Causal attention of every batch token over its own sequence's cache (which
@@ -24,8 +26,11 @@ pub(super) fn attend(
     let (hdk, hdv) = (hp.head_dim_k, hp.head_dim_v);
     let (kd, vd) = (hp.kv_dim_k(), hp.kv_dim_v());
     let group = hp.n_head / hp.n_head_kv;
+    let dot = kernels::dispatch::kernels(GgmlType::F16)
+        .expect("f16 kernels exist at every level")
+        .vec_dot;
     out.par_chunks_mut(hdv).enumerate().for_each_init(
-        || (vec![0f32; hdk], vec![0f32; hdv]),
+        || (vec![0f32; hdk], vec![f16::ZERO; hdv]),
         |(q16, acc), (idx, o)| {
             let (tok, head) = (idx / hp.n_head, idx % hp.n_head);
             let (seq, pos) = slots[tok];
@@ -35,61 +40,34 @@ pub(super) fn attend(
             for (d, &s) in q16.iter_mut().zip(qh) {
                 *d = f16::from_f32(s).to_f32();
             }
+            let q_bytes: &[u8] = bytemuck::cast_slice(q16.as_slice());
             let start = if window > 0 {
                 (pos + 1).saturating_sub(window)
             } else {
                 0
             };
-            acc.fill(0.0);
+            acc.fill(f16::ZERO);
             let mut max = f32::NEG_INFINITY;
             let mut sum = 0f32;
             for p in start..=pos {
                 let kh = &kc[p * kd + g * hdk..][..hdk];
-                let s = dot_f16(q16, kh) * hp.attn_scale;
+                let s = dot(hdk, bytemuck::cast_slice(kh), q_bytes) * hp.attn_scale;
                 let vh = &vc[p * vd + g * hdv..][..hdv];
                 let (ms, vs) = if s > max {
                     let ms = (max - s).exp();
                     max = s;
-                    // The accumulator lives in f16: every update rounds.
-                    for a in acc.iter_mut() {
-                        *a = round_f16(*a * ms);
-                    }
+                    scale_f16(acc, ms);
                     (ms, 1.0)
                 } else {
                     (1.0, (s - max).exp())
                 };
-                for (a, &v) in acc.iter_mut().zip(vh) {
-                    *a = round_f16(v.to_f32().mul_add(vs, *a));
-                }
+                mad_f16(acc, vh, vs);
                 sum = sum * ms + vs;
             }
             let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
             for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                *d = a * inv;
+                *d = a.to_f32() * inv;
             }
         },
     );
-}
-
-#[inline]
-fn round_f16(x: f32) -> f32 {
-    f16::from_f32(x).to_f32()
-}
-
-/// f32 dot of an f16-exact query with an f16 key row, in eight independent lanes.
-#[inline]
-fn dot_f16(q: &[f32], k: &[f16]) -> f32 {
-    let mut acc = [0f32; 8];
-    let n8 = q.len() / 8 * 8;
-    for (qc, kc) in q[..n8].chunks_exact(8).zip(k[..n8].chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] = qc[i].mul_add(kc[i].to_f32(), acc[i]);
-        }
-    }
-    let tail: f32 = q[n8..]
-        .iter()
-        .zip(&k[n8..])
-        .map(|(a, b)| a * b.to_f32())
-        .sum();
-    acc.iter().sum::<f32>() + tail
 }

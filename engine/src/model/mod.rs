@@ -188,12 +188,22 @@ impl Model {
         let mut o = vec![0f32; n * d];
         let mut gate = vec![0f32; n * hp.n_ff];
         let mut up = vec![0f32; n * hp.n_ff];
+        let mut acts = matmul::Activations::new();
 
         for (il, layer) in w.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.attn_norm, hp.rms_eps, &mut h, d);
-            mm(&layer.wq, &h, n, &mut q);
-            mm(&layer.wk, &h, n, &mut k);
-            mm(&layer.wv, &h, n, &mut v);
+            trace("attn_norm", il, &h);
+            mm_group(
+                &mut acts,
+                &h,
+                n,
+                &mut [
+                    (&layer.wq, &mut q),
+                    (&layer.wk, &mut k),
+                    (&layer.wv, &mut v),
+                ],
+            );
+            trace("Vcur", il, &v);
             for (buf, bias) in [
                 (&mut q, &layer.bq),
                 (&mut k, &layer.bk),
@@ -226,6 +236,9 @@ impl Model {
                     rope.apply_cached(kr, hp.head_dim_k, cs);
                 });
 
+            trace("Qcur_rope", il, &q);
+            trace("Kcur_rope", il, &k);
+
             // Append this layer's keys and values to each sequence's cache.
             let mut t0 = 0;
             for s in seqs.iter_mut() {
@@ -241,8 +254,10 @@ impl Model {
                 .map(|s| (&s.cache.k[il][..], &s.cache.v[il][..]))
                 .collect();
             attention::attend(hp, &q, &caches, &slots, window, &mut att);
+            trace("kqv_out", il, &att);
 
             mm(&layer.wo, &att, n, &mut o);
+            trace("attn_out", il, &o);
             if let Some(pn) = &layer.post_attn_norm {
                 o.par_chunks_mut(d)
                     .for_each(|r| ops::rms_norm_inplace(r, Some(pn), hp.rms_eps));
@@ -250,15 +265,23 @@ impl Model {
             ops::add(&mut x, &o);
 
             rms_norm_rows(&x, &layer.ffn_norm, hp.rms_eps, &mut h, d);
-            mm(&layer.w_gate, &h, n, &mut gate);
-            mm(&layer.w_up, &h, n, &mut up);
+            trace("ffn_inp", il, &x);
+            trace("ffn_norm", il, &h);
+            mm_group(
+                &mut acts,
+                &h,
+                n,
+                &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
+            );
             gate.par_chunks_mut(hp.n_ff)
                 .zip(up.par_chunks(hp.n_ff))
                 .for_each(|(g, u)| match hp.activation {
                     Activation::Silu => ops::swiglu(g, u),
-                    Activation::GeluTanh => ops::geglu(g, u),
+                    Activation::GeluTanh => ops::geglu_f16_table(g, u),
                 });
             mm(&layer.w_down, &gate, n, &mut o);
+            trace("ffn_act", il, &gate);
+            trace("ffn_out", il, &o);
             if let Some(pn) = &layer.post_ffn_norm {
                 o.par_chunks_mut(d)
                     .for_each(|r| ops::rms_norm_inplace(r, Some(pn), hp.rms_eps));
@@ -268,6 +291,7 @@ impl Model {
         for s in seqs.iter_mut() {
             s.cache.len += s.tokens.len();
         }
+        trace("l_out", hp.n_layer - 1, &x);
 
         // Logits only for the rows asked for.
         let mut rows: Vec<usize> = Vec::new();
@@ -319,6 +343,55 @@ fn mm(m: &Matrix, x: &[f32], tokens: usize, y: &mut [f32]) {
         &x[..tokens * m.cols],
         tokens,
         &mut y[..tokens * m.rows],
+    );
+}
+
+/// Products of one input with several matrices: one activation conversion and one
+/// parallel pass when they share an activation type, else one product each.
+fn mm_group(
+    acts: &mut matmul::Activations,
+    x: &[f32],
+    tokens: usize,
+    mats: &mut [(&Matrix, &mut Vec<f32>)],
+) {
+    let cols = mats[0].0.cols;
+    let act = mats[0].0.kernels.act;
+    if mats
+        .iter()
+        .any(|(m, _)| m.kernels.act != act || m.cols != cols)
+    {
+        for (m, y) in mats.iter_mut() {
+            mm(m, x, tokens, y);
+        }
+        return;
+    }
+    acts.quantize(&mats[0].0.kernels, &x[..tokens * cols], cols);
+    let mut parts: Vec<matmul::GroupPart> = mats
+        .iter_mut()
+        .map(|(m, y)| matmul::GroupPart {
+            k: &m.kernels,
+            w: m.bytes(),
+            rows: m.rows,
+            y: &mut y[..tokens * m.rows],
+        })
+        .collect();
+    matmul::matmul_group(&mut parts, acts);
+}
+
+/// `FERRITE_TRACE=1`: print a checksum of every named intermediate (llama.cpp's
+/// tensor names, as its `llama-eval-callback` prints them) to diff runs layer by layer.
+fn trace(name: &str, layer: usize, x: &[f32]) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("FERRITE_TRACE").is_some_and(|v| v == "1")) {
+        return;
+    }
+    // An f32 running sum in element order, as llama-eval-callback computes it.
+    let sum = x.iter().fold(0f32, |s, &v| s + v);
+    let head: Vec<String> = x.iter().take(3).map(|v| format!("{v:.4}")).collect();
+    eprintln!(
+        "ferrite-trace {name}-{layer} n={} sum={sum:.6} first=[{}]",
+        x.len(),
+        head.join(", ")
     );
 }
 

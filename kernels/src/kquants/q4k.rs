@@ -416,12 +416,3 @@ mod tests {
         assert!(y.iter().all(|&v| v == 0.0));
     }
 }
-
-#[cfg(test)]
-mod bench {
-    #[test]
-    #[ignore]
-    fn kquants_bench_q4k() {
-        crate::kquants::common::bench::run(crate::blocks::GgmlType::Q4K);
-    }
-}

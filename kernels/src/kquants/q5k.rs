@@ -462,12 +462,3 @@ mod tests {
         assert!(y.iter().all(|&v| v == 0.0));
     }
 }
-
-#[cfg(test)]
-mod bench {
-    #[test]
-    #[ignore]
-    fn kquants_bench_q5k() {
-        crate::kquants::common::bench::run(crate::blocks::GgmlType::Q5K);
-    }
-}

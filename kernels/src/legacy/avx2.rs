@@ -216,14 +216,6 @@ pub(super) unsafe fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     finish(acc, _mm256_setzero_ps())
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn round_away(t: __m256) -> __m256i {
-    let sign = _mm256_and_ps(t, _mm256_set1_ps(-0.0));
-    let half = _mm256_or_ps(sign, _mm256_set1_ps(f32::from_bits(0x3EFF_FFFF)));
-    _mm256_cvttps_epi32(_mm256_add_ps(t, half))
-}
-
 /// One Q8 block exactly as [`reference::quantize_q8_block`] computes it
 /// (`roundf` is `trunc(t + copysign(0.49999997, t))`, exact for all floats).
 /// Blocks with NaN, infinities or a scale whose inverse overflows go to the
@@ -243,12 +235,14 @@ unsafe fn q8_block(xb: &[f32], qs: &mut [i8; QK]) -> (f32, i32) {
     let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
     let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     if _mm256_movemask_ps(nan) != 0 || !amax.is_finite() || !id.is_finite() {
-        return reference::quantize_q8_block(xb, qs);
+        return reference::quantize_q8_block_act(xb, qs);
     }
     let idv = _mm256_set1_ps(id);
-    let i = v.map(|x| round_away(_mm256_mul_ps(x, idv)));
+    // cvtps2dq rounds half to even (the default MXCSR mode), as llama.cpp's
+    // `_mm256_round_ps(_MM_ROUND_NEAREST)` + convert.
+    let i = v.map(|x| _mm256_cvtps_epi32(_mm256_mul_ps(x, idv)));
     let sum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
     let sum = _mm_add_epi32(
         _mm256_castsi256_si128(sum),

@@ -316,8 +316,7 @@ unsafe fn dot_q8_0_q8_0<const VNNI: bool>(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f
     finish(acc, _mm256_setzero_ps())
 }
 
-/// One Q8 block exactly as [`reference::quantize_q8_block`] computes it
-/// (`roundf` is `trunc(t + copysign(0.49999997, t))`, exact for all floats).
+/// One Q8 block exactly as [`reference::quantize_q8_block_act`] computes it.
 /// Blocks with NaN, infinities or a scale whose inverse overflows go to the
 /// reference, whose C-conversion quirks they depend on.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
@@ -329,24 +328,17 @@ unsafe fn q8_block(xb: &[f32], qs: &mut [i8; QK]) -> (f32, i32) {
         _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v1, v1);
     let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     if nan != 0 || !amax.is_finite() || !id.is_finite() {
-        return reference::quantize_q8_block(xb, qs);
+        return reference::quantize_q8_block_act(xb, qs);
     }
     let idv = _mm512_set1_ps(id);
-    let i0 = round_away(_mm512_mul_ps(v0, idv));
-    let i1 = round_away(_mm512_mul_ps(v1, idv));
+    // Round half to even (default MXCSR), as llama.cpp's x86 activation quantizer.
+    let i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv));
+    let i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv));
     _mm_storeu_si128(qs.as_mut_ptr().cast(), _mm512_cvtsepi32_epi8(i0));
     _mm_storeu_si128(qs.as_mut_ptr().add(16).cast(), _mm512_cvtsepi32_epi8(i1));
     (d, _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1)))
-}
-
-#[target_feature(enable = "avx512f,avx512dq")]
-#[inline]
-unsafe fn round_away(t: __m512) -> __m512i {
-    let sign = _mm512_and_ps(t, _mm512_set1_ps(-0.0));
-    let half = _mm512_or_ps(sign, _mm512_set1_ps(f32::from_bits(0x3EFF_FFFF)));
-    _mm512_cvttps_epi32(_mm512_add_ps(t, half))
 }
 
 /// # Safety

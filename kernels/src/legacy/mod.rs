@@ -116,8 +116,8 @@ const SCALAR: LevelKernels = LevelKernels {
         let (w, a) = dot_views(n, w, a);
         reference::vec_dot_q8_0_q8_0(w, a)
     },
-    quantize_q8_0: |x, y| reference::quantize_q8_0(x, blocks_mut(y)),
-    quantize_q8_1: |x, y| reference::quantize_q8_1(x, blocks_mut(y)),
+    quantize_q8_0: |x, y| reference::quantize_q8_0_act(x, blocks_mut(y)),
+    quantize_q8_1: |x, y| reference::quantize_q8_1_act(x, blocks_mut(y)),
 };
 
 /// The kernels of the best level at or below `isa` that this CPU runs.

@@ -179,6 +179,50 @@ pub(crate) fn quantize_q8_block(xb: &[f32], qs: &mut [i8; QK]) -> (f32, i32) {
     (d, sum)
 }
 
+/// One Q8 block of activations the way llama.cpp's x86 runtime quantizes them
+/// (`quantize_row_q8_0/1` in `arch/x86/quants.c`, which all its matrix products
+/// use): `id = 127 / amax` and round-half-to-even, where the `_ref` quantizer
+/// (files) uses `1 / d` and rounds half away from zero. The two differ in rare
+/// last-bit cases, and small models amplify those flips into visible logit
+/// differences, so activations follow the runtime. Out-of-range values convert as
+/// `cvtps2dq` (i32::MIN) and store with the `packs` saturation.
+pub(crate) fn quantize_q8_block_act(xb: &[f32], qs: &mut [i8; QK]) -> (f32, i32) {
+    let amax = absmax_q8(xb);
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(xb) {
+        let t = (v * id).round_ties_even();
+        let i = if t > -2_147_483_648.0 && t < 2_147_483_648.0 {
+            t as i32
+        } else {
+            i32::MIN
+        };
+        sum = sum.wrapping_add(i);
+        *q = i.clamp(-128, 127) as i8;
+    }
+    (d, sum)
+}
+
+/// Q8_0 activations, llama.cpp's x86 runtime rounding ([`quantize_q8_block_act`]).
+pub fn quantize_q8_0_act(x: &[f32], y: &mut [BlockQ8_0]) {
+    check_len(x.len(), y.len(), "q8_0");
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        let (d, _) = quantize_q8_block_act(xb, &mut yb.qs);
+        yb.d = f16::from_f32(d);
+    }
+}
+
+/// Q8_1 activations, llama.cpp's x86 runtime rounding; `s = d · Σq`.
+pub fn quantize_q8_1_act(x: &[f32], y: &mut [BlockQ8_1]) {
+    check_len(x.len(), y.len(), "q8_1");
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        let (d, sum) = quantize_q8_block_act(xb, &mut yb.qs);
+        yb.d = f16::from_f32(d);
+        yb.s = f16::from_f32(sum as f32 * d);
+    }
+}
+
 /// `quantize_row_q8_0_ref`.
 pub fn quantize_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
     check_len(x.len(), y.len(), "q8_0");

@@ -292,12 +292,6 @@ fn levels_report_what_they_use() {
     }
 }
 
-#[test]
-#[ignore]
-fn kquants_bench_q2k() {
-    crate::kquants::common::bench::run(GgmlType::Q2K);
-}
-
 /// Hash of the bytes ggml's `quantize_row_q2_K_ref` (its C source compiled with
 /// gcc, no FMA contraction) writes for `quantizer_oracle_input`.
 #[test]

@@ -201,12 +201,6 @@ fn levels_report_what_they_use() {
     }
 }
 
-#[test]
-#[ignore]
-fn kquants_bench_q3k() {
-    crate::kquants::common::bench::run(GgmlType::Q3K);
-}
-
 /// Hash of the bytes ggml's `quantize_row_q3_K_ref` (its C source compiled with
 /// gcc, no FMA contraction) writes for `quantizer_oracle_input`.
 #[test]
