@@ -179,3 +179,37 @@ fn prefix_reuse_evaluates_only_the_new_tokens() {
     );
     assert_eq!(again["message"]["content"], r2["message"]["content"]);
 }
+
+#[test]
+fn a_non_streaming_client_that_hangs_up_frees_its_slot_too() {
+    use std::io::Write;
+    let s = start(
+        config(&[("OLLAMA_NUM_PARALLEL", "1")]),
+        MemCatalog::with_smollm2(),
+    );
+    let body = json!({"model": "smol", "prompt": "Write a very long story:", "stream": false,
+                      "options": {"num_predict": 100_000}})
+    .to_string();
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "POST /api/generate HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        s.addr,
+        body.len()
+    )
+    .unwrap();
+    let path = smollm2();
+    assert!(eventually(30, || s.state.sched.refs(&path) == Some(1)));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(c);
+    assert!(
+        eventually(10, || s.state.sched.refs(&path) == Some(0)),
+        "the request was not cancelled"
+    );
+    let r = post(
+        s.addr,
+        "/api/generate",
+        &json!({"model": "smol", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}}),
+    );
+    assert_eq!(r.json()["eval_count"], 2);
+}

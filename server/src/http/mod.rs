@@ -178,6 +178,7 @@ pub fn router(state: AppState, bound: SocketAddr) -> Router {
     Router::new()
         .route("/", get(native::root))
         .route("/api/version", get(native::version))
+        .route("/api/status", get(native::status))
         .route("/api/generate", post(native::generate))
         .route("/api/chat", post(native::chat))
         .route("/api/embed", post(native::embed))

@@ -60,6 +60,15 @@ pub(crate) async fn version() -> Response {
     )
 }
 
+/// Cloud features are never used by this server; `OLLAMA_NO_CLOUD` only changes the report.
+pub(crate) async fn status(State(st): State<AppState>) -> Response {
+    let disabled = st.config.no_cloud;
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({"cloud": {"disabled": disabled, "source": if disabled { "env" } else { "none" }}}),
+    )
+}
+
 fn gen_chunk(model: &str, piece: Piece) -> Result<GenerateResponse, String> {
     let mut r = GenerateResponse {
         model: model.to_string(),
