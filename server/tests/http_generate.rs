@@ -204,10 +204,10 @@ fn load_unload_and_keep_alive() {
     post(
         s.addr,
         "/api/generate",
-        &json!({"model": "smol", "keep_alive": "300ms"}),
+        &json!({"model": "smol", "keep_alive": "2s"}),
     );
     assert_eq!(ps_names(s.addr), vec!["smol:latest".to_string()]);
-    assert!(eventually(5, || ps_names(s.addr).is_empty()));
+    assert!(eventually(10, || ps_names(s.addr).is_empty()));
 }
 
 #[test]
