@@ -3,9 +3,18 @@
 //! - `store`: Ollama's on-disk model store (names, digests, manifests, blobs).
 //! - `modelfile`: the Modelfile language (parse, render back).
 //! - `template`: Go `text/template` (Ollama TEMPLATE) and GGUF Jinja chat templates.
+//! - `config`: every `OLLAMA_*` variable; `api`: wire types; `catalog`: the boundary
+//!   between routes and store/templates; `runner`: continuous batching over one model;
+//!   `sched`: loaded models, keep-alive, eviction, admission; `http`: the axum routes.
 
+pub mod api;
+pub mod catalog;
+pub mod config;
 pub mod create;
+pub mod http;
 pub mod modelfile;
+pub mod runner;
+pub mod sched;
 pub mod show;
 pub mod store;
 pub mod template;
