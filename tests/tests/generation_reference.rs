@@ -78,18 +78,17 @@ fn check_model(which: TestModel) {
         }
 
         let mut got = Vec::new();
-        for step in 0..want.len() {
+        for (step, &expected) in want.iter().enumerate() {
             let (tok, top1, top2) = argmax(&logits);
-            if tok != want[step] {
+            if tok != expected {
                 assert!(
                     top1 - top2 < NEAR_TIE,
                     "{id}: prompt {:?} diverges at step {step}: ferrite {tok} (logit {top1}, runner-up {top2}), llama.cpp {}; got so far {got:?}",
                     entry["prompt"],
-                    want[step]
+                    expected
                 );
                 eprintln!(
-                    "{id}: near-tie divergence accepted at step {step}: {tok} vs {} (top-2 gap {})",
-                    want[step],
+                    "{id}: near-tie divergence accepted at step {step}: {tok} vs {expected} (top-2 gap {})",
                     top1 - top2
                 );
                 break;
