@@ -671,7 +671,7 @@ mod tests {
             }
         }
         if cfg!(target_arch = "x86_64") && cpu::has_avx2() {
-            assert!(seen >= 5, "only {seen} multi-row kernels");
+            assert!(seen >= 7, "only {seen} multi-row kernels");
         }
     }
 
