@@ -200,7 +200,7 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         return Ok(());
     };
     match command {
-        Command::Serve => serve::run(&serve::ServeConfig::from_env()),
+        Command::Serve => serve::run(),
         Command::Create {
             model,
             file,
