@@ -290,7 +290,10 @@ fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("bad response {text:?}"));
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -326,10 +329,16 @@ fn clients_and_cli_against_the_real_server() {
     );
     // `ferrite create` from Modelfiles: FROM a GGUF path, PARAMETERs, a SYSTEM for one.
     s.create("smollm2", &smollm2_modelfile());
-    s.create("gemma3", &modelfile(Model::Gemma3, "PARAMETER num_predict 16\n"));
+    s.create(
+        "gemma3",
+        &modelfile(Model::Gemma3, "PARAMETER num_predict 16\n"),
+    );
     s.create(
         "qwen2",
-        &modelfile(Model::Qwen2, "PARAMETER num_predict 16\nPARAMETER num_ctx 2048\n"),
+        &modelfile(
+            Model::Qwen2,
+            "PARAMETER num_predict 16\nPARAMETER num_ctx 2048\n",
+        ),
     );
 
     s.python(&["models", "generate", "openai"]);
@@ -337,7 +346,10 @@ fn clients_and_cli_against_the_real_server() {
     // The CLI verbs against the same server.
     let list = s.cli_ok(&["list"]);
     let header = list.lines().next().unwrap();
-    assert!(header.starts_with("NAME") && header.contains("SIZE"), "{list}");
+    assert!(
+        header.starts_with("NAME") && header.contains("SIZE"),
+        "{list}"
+    );
     for m in ["smollm2:latest", "gemma3:latest", "qwen2:latest"] {
         assert!(list.contains(m), "{list}");
     }
@@ -377,7 +389,10 @@ fn clients_and_cli_against_the_real_server() {
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
     }
     let (st, body) = http(&s.addr, "POST", "/api/chat", b"");
-    assert_eq!((st, body.as_str()), (400, r#"{"error":"missing request body"}"#));
+    assert_eq!(
+        (st, body.as_str()),
+        (400, r#"{"error":"missing request body"}"#)
+    );
 
     // Invalid names and digests: 400, and not one file of the store changes.
     let before = tree(&s.models_dir());
@@ -458,7 +473,11 @@ fn clients_and_cli_against_the_real_server() {
             assert!(got.contains("digest mismatch, expected"), "{got}");
         }
     }
-    assert_eq!(tree(&s.models_dir()), before, "a refused request changed the store");
+    assert_eq!(
+        tree(&s.models_dir()),
+        before,
+        "a refused request changed the store"
+    );
 
     // Ctrl-C: a clean shutdown, exit status 0.
     let st = s.interrupt();

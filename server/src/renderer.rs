@@ -124,8 +124,7 @@ impl PromptRenderer for TemplateRenderer {
         req: &GenerateRender<'_>,
     ) -> Result<String, ApiError> {
         let tmpl = self.template_for(model)?;
-        let history: Vec<template::Message> =
-            model.messages.iter().map(template_message).collect();
+        let history: Vec<template::Message> = model.messages.iter().map(template_message).collect();
         // Only the number of images matters to the text (`[img-N]` tags).
         let images = vec![String::new(); req.images];
         let think = think(req.think);

@@ -33,7 +33,9 @@ pub struct EngineTemplates;
 
 impl TemplateSupport for EngineTemplates {
     fn validate(&self, template: &str) -> Result<(), String> {
-        Template::parse(template).map(|_| ()).map_err(|e| e.to_string())
+        Template::parse(template)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn detect(&self, _chat_template: &str) -> Option<DetectedTemplate> {
@@ -283,7 +285,11 @@ impl Catalog for StoreCatalog {
             template: m.template.clone(),
             system: m.system.clone(),
             parameters: m.parameters.clone(),
-            messages: m.messages.iter().map(api_message).collect::<Result<_, _>>()?,
+            messages: m
+                .messages
+                .iter()
+                .map(api_message)
+                .collect::<Result<_, _>>()?,
             details: details(&m.details),
             capabilities: self.capabilities(&m)?,
             modified_at: Some(m.modified_at),
@@ -383,8 +389,9 @@ impl Catalog for StoreCatalog {
     }
 
     fn copy(&self, source: &str, destination: &str) -> Result<(), ApiError> {
-        let src = ModelName::parse(source)
-            .map_err(|_| ApiError::bad_request(format!("source {} is invalid", go_quote(source))))?;
+        let src = ModelName::parse(source).map_err(|_| {
+            ApiError::bad_request(format!("source {} is invalid", go_quote(source)))
+        })?;
         let dst = ModelName::parse(destination).map_err(|_| {
             ApiError::bad_request(format!("destination {} is invalid", go_quote(destination)))
         })?;
@@ -458,7 +465,10 @@ mod tests {
             t.thinking_tags("{{ range .Messages }}{{ .Thinking }}{{ end }}"),
             None
         );
-        assert_eq!(t.thinking_tags("{{ range .Tools }}<a>{{ .Thinking }}</a>{{ end }}"), None);
+        assert_eq!(
+            t.thinking_tags("{{ range .Tools }}<a>{{ .Thinking }}</a>{{ end }}"),
+            None
+        );
         assert_eq!(t.thinking_tags("{{ if"), None);
     }
 

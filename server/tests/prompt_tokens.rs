@@ -175,7 +175,11 @@ fn qwen2_chatml_with_its_system_and_tools() {
             },
         )
         .unwrap();
-    assert!(with_tools.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\""), "{with_tools}");
+    assert!(
+        with_tools
+            .contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\""),
+        "{with_tools}"
+    );
     assert!(with_tools.contains("<tool_call>"), "{with_tools}");
 }
 
@@ -255,9 +259,10 @@ fn generate_prompts_use_the_same_templates() {
         .unwrap();
     assert_eq!(p, "[S] x");
     m.template = Some("{{ if }}".into());
-    let err = r
-        .generate(&m, &GenerateRender::default())
-        .unwrap_err();
+    let err = r.generate(&m, &GenerateRender::default()).unwrap_err();
     assert_eq!(err.status, 400);
-    assert!(err.message.starts_with("template error: template: :1:"), "{err}");
+    assert!(
+        err.message.starts_with("template error: template: :1:"),
+        "{err}"
+    );
 }
