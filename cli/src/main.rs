@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_e2e;
+mod bench_parallel;
 mod client;
 mod commands;
 mod env;
@@ -180,6 +181,9 @@ enum BenchCommand {
     /// Prompt processing and generation tokens/s of the real models, side by side with
     /// llama.cpp's llama-bench; writes e2e.json and e2e.md.
     E2e(bench_e2e::E2eArgs),
+    /// Aggregate tokens/s of SmolLM2 through `ferrite serve` with 1, 2 and 4 concurrent
+    /// streams; writes parallel.json and parallel.md.
+    Parallel(bench_parallel::ParallelArgs),
 }
 
 /// A connected client (`HEAD /` first, as every `ollama` client verb does).
@@ -200,7 +204,7 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         return Ok(());
     };
     match command {
-        Command::Serve => serve::run(&serve::ServeConfig::from_env()),
+        Command::Serve => serve::run(),
         Command::Create {
             model,
             file,
@@ -278,6 +282,9 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         Command::Bench {
             what: BenchCommand::E2e(args),
         } => bench_e2e::run_e2e(&args),
+        Command::Bench {
+            what: BenchCommand::Parallel(args),
+        } => bench_parallel::run_parallel(&args),
         Command::Generate(args) => generate::run(&args),
     }
 }

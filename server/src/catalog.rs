@@ -98,6 +98,13 @@ pub trait Catalog: Send + Sync {
     fn list(&self) -> Result<Vec<ModelSummary>, ApiError>;
     /// The whole `/api/show` response (`model_info` always present).
     fn show(&self, req: &ShowRequest) -> Result<Value, ApiError>;
+    /// Checks a create request before any progress is streamed: what fails here is a
+    /// plain error response with its status (Ollama: an invalid name or file path), not an
+    /// error line after a 200.
+    fn check_create(&self, req: &CreateRequest) -> Result<(), ApiError> {
+        let _ = req;
+        Ok(())
+    }
     /// Creates a model, reporting progress; the last line written on success is
     /// `success` (sent by the route, not by the catalog).
     fn create(&self, req: &CreateRequest, progress: Progress<'_>) -> Result<(), ApiError>;

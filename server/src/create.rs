@@ -531,7 +531,7 @@ fn or_set(field: &mut String, value: &str) {
 }
 
 /// Go's `fs.ValidPath`: unrooted, slash-separated, no empty, `.` or `..` elements.
-fn valid_rel_path(p: &str) -> bool {
+pub fn valid_rel_path(p: &str) -> bool {
     if p == "." {
         return true;
     }

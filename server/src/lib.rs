@@ -6,6 +6,8 @@
 //! - `config`: every `OLLAMA_*` variable; `api`: wire types; `catalog`: the boundary
 //!   between routes and store/templates; `runner`: continuous batching over one model;
 //!   `sched`: loaded models, keep-alive, eviction, admission; `http`: the axum routes.
+//! - `store_catalog` / `renderer`: the real catalog (the store) and prompt renderer (the
+//!   template engines) that `ferrite serve` runs with.
 
 pub mod api;
 pub mod catalog;
@@ -13,8 +15,10 @@ pub mod config;
 pub mod create;
 pub mod http;
 pub mod modelfile;
+pub mod renderer;
 pub mod runner;
 pub mod sched;
 pub mod show;
 pub mod store;
+pub mod store_catalog;
 pub mod template;

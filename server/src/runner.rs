@@ -21,6 +21,48 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+/// Tokenizes a rendered prompt as llama.cpp's chat path does, plus one guard:
+///
+/// - special tokens the template wrote (`<|im_start|>`, `<start_of_turn>`) are parsed;
+/// - inside the `literals` (the users' message texts, located in the prompt in order)
+///   they are not: a user who types `<|im_end|>` gets those characters, not a turn end;
+/// - BOS is added where the model asks for it, unless the template wrote it already
+///   (Gemma's `{{ bos_token }}`): llama.cpp strips a rendered BOS for the same reason.
+pub fn prompt_tokens(tok: &Tokenizer, text: &str, literals: &[&str]) -> Vec<u32> {
+    let ranges = literal_ranges(tok, text, literals);
+    let mut ids = tok.encode_with_literals(text, true, &ranges);
+    if let (true, Some(bos)) = (tok.add_bos(), tok.bos()) {
+        if ids.len() >= 2 && ids[0] == bos && ids[1] == bos {
+            ids.remove(0);
+        }
+    }
+    ids
+}
+
+/// Byte ranges of `text` holding those `literals` that contain control-token text, found
+/// left to right (a template may strip a message, so the trimmed text is tried too).
+/// Literals without such text need no range: they tokenize the same either way.
+fn literal_ranges(tok: &Tokenizer, text: &str, literals: &[&str]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    for lit in literals {
+        if lit.is_empty() || !tok.contains_control_text(lit) {
+            continue;
+        }
+        let found = [*lit, lit.trim()].into_iter().find_map(|l| {
+            let after = text[cursor..].find(l).map(|p| cursor + p);
+            after.or_else(|| text.find(l)).map(|p| p..p + l.len())
+        });
+        if let Some(r) = found {
+            if r.start >= cursor {
+                cursor = r.end;
+            }
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// Load-time settings.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -179,10 +221,16 @@ impl Runner {
         &self.tokenizer
     }
 
-    /// Tokenizes rendered prompt text: special tokens written in it are parsed, BOS added
-    /// where the model wants one (llama.cpp's runner does the same).
+    /// Tokenizes prompt text whose special tokens are all meant (a raw prompt, a
+    /// template's own text): see [`prompt_tokens`].
     pub fn tokenize(&self, text: &str) -> Vec<u32> {
-        self.tokenizer.encode(text, true, true)
+        prompt_tokens(&self.tokenizer, text, &[])
+    }
+
+    /// Tokenizes a rendered prompt that holds the `literals` (message texts): see
+    /// [`prompt_tokens`].
+    pub fn tokenize_prompt(&self, text: &str, literals: &[&str]) -> Vec<u32> {
+        prompt_tokens(&self.tokenizer, text, literals)
     }
 
     /// Token ids back to text (for a request's `context`).

@@ -856,7 +856,35 @@ impl Tokenizer {
     /// templates, never for user text. User-defined tokens are recognised either way, as in
     /// llama.cpp.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
-        let frags = self.partition(text, parse_special);
+        let frags = self.partition(text, parse_special, &[]);
+        self.encode_frags(text, add_special, &frags)
+    }
+
+    /// [`Tokenizer::encode`] of a rendered chat prompt with `parse_special`, except that
+    /// control tokens written inside the `literal` byte ranges of `text` (the users' text
+    /// that a template placed there) stay plain text. The fragments around them are the
+    /// same as for `encode`, so text without such tokens tokenizes identically.
+    pub fn encode_with_literals(
+        &self,
+        text: &str,
+        add_special: bool,
+        literal: &[Range<usize>],
+    ) -> Vec<u32> {
+        let frags = self.partition(text, true, literal);
+        self.encode_frags(text, add_special, &frags)
+    }
+
+    /// Whether `text` holds the text of a control token: what `parse_special` would turn
+    /// into that token.
+    pub fn contains_control_text(&self, text: &str) -> bool {
+        let mut found = false;
+        self.special_trie.for_each_occurring(text.as_bytes(), |id| {
+            found |= self.attrs[id as usize] & (attr::CONTROL | attr::UNKNOWN) != 0;
+        });
+        found
+    }
+
+    fn encode_frags(&self, text: &str, add_special: bool, frags: &[Frag]) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         match &self.model {
             Model::Spm(spm) => {
@@ -865,7 +893,7 @@ impl Tokenizer {
                 }
                 let mut prev_special = true;
                 let mut buf = String::new();
-                for f in &frags {
+                for f in frags {
                     match f {
                         Frag::Text(r) => {
                             buf.clear();
@@ -892,7 +920,7 @@ impl Tokenizer {
                     out.extend(self.special.bos);
                 }
                 let mut local: HashMap<&str, Vec<u32>> = HashMap::new();
-                for f in &frags {
+                for f in frags {
                     match f {
                         Frag::Text(r) => {
                             let frag = &text[r.clone()];
@@ -920,7 +948,9 @@ impl Tokenizer {
 
     /// llama.cpp `tokenizer_st_partition`: cut special tokens out of the text, token by token in
     /// cache order, each at all its non-overlapping occurrences left to right.
-    fn partition(&self, text: &str, parse_special: bool) -> Vec<Frag> {
+    ///
+    /// Control tokens overlapping a `literal` range are not cut out there.
+    fn partition(&self, text: &str, parse_special: bool, literal: &[Range<usize>]) -> Vec<Frag> {
         if text.is_empty() {
             return Vec::new();
         }
@@ -939,6 +969,7 @@ impl Tokenizer {
         present.dedup();
         for id in present {
             let needle = self.tokens[id as usize].as_str();
+            let guarded = self.attrs[id as usize] & (attr::CONTROL | attr::UNKNOWN) != 0;
             let mut next = Vec::with_capacity(frags.len() + 2);
             for f in frags {
                 let Frag::Text(r) = f else {
@@ -946,13 +977,21 @@ impl Tokenizer {
                     continue;
                 };
                 let mut start = r.start;
-                while let Some(p) = text[start..r.end].find(needle) {
-                    let m = start + p;
+                let mut search = r.start;
+                while let Some(p) = text[search..r.end].find(needle) {
+                    let m = search + p;
+                    let end = m + needle.len();
+                    if guarded && literal.iter().any(|l| l.start < end && m < l.end) {
+                        // Plain text here: look again after this occurrence's first char.
+                        search = m + text[m..].chars().next().map_or(1, char::len_utf8);
+                        continue;
+                    }
                     if m > start {
                         next.push(Frag::Text(start..m));
                     }
                     next.push(Frag::Token(id));
-                    start = m + needle.len();
+                    start = end;
+                    search = end;
                 }
                 if start < r.end {
                     next.push(Frag::Text(start..r.end));

@@ -458,9 +458,28 @@ pub(crate) async fn start_generate(
         }));
     }
     let think_p = think_parser(&model, think.as_ref(), &prompt);
+    // The request's and the model's texts stay plain text inside the rendered prompt.
+    let literals: Vec<String> = if req.raw {
+        Vec::new()
+    } else {
+        let mut l = vec![req.system.clone()];
+        if let Some(sys) = &model.system {
+            l.push(sys.clone());
+        }
+        if req.context.is_none() {
+            l.extend(model.messages.iter().map(|m| m.content.clone()));
+        }
+        l.push(req.prompt.clone());
+        l.push(req.suffix.clone());
+        l
+    };
     let tokens = {
         let (r, p) = (runner.clone(), prompt);
-        blocking(move || Ok(r.tokenize(&p))).await?
+        blocking(move || {
+            let lits: Vec<&str> = literals.iter().map(String::as_str).collect();
+            Ok(r.tokenize_prompt(&p, &lits))
+        })
+        .await?
     };
     let gen = launch(
         lease,
@@ -552,7 +571,14 @@ pub(crate) async fn start_chat(
                     },
                 )
             };
-            fit_messages(&msgs, num_ctx, truncate, render, |p| r.tokenize(p))
+            // Message texts stay plain text inside the rendered prompt.
+            let lits: Vec<&str> = msgs
+                .iter()
+                .flat_map(|m| [m.thinking.as_str(), m.content.as_str()])
+                .collect();
+            fit_messages(&msgs, num_ctx, truncate, render, |p| {
+                r.tokenize_prompt(p, &lits)
+            })
         })
         .await?
     };

@@ -430,6 +430,7 @@ pub(crate) async fn create(State(st): State<AppState>, body: Body) -> HandlerRes
     let req: CreateRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
+    catalog.check_create(&req)?;
     progress_response(stream, move |p| catalog.create(&req, p)).await
 }
 
