@@ -15,10 +15,6 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// Dot product of one weight row (`w` bytes) with one activation row (`a` bytes,
 /// already in the activation type); both hold `n` elements.
 pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
-/// One weight row against `out.len()` activation rows (`a` holds them back to back,
-/// `a_row` bytes each): `out[j]` is bit for bit `vec_dot(n, w, row j)`, but the
-/// weights are unpacked once for several rows (prefill).
-pub type VecDotMultiFn = fn(n: usize, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]);
 
 /// The kernels of one weight type at one ISA level.
 #[derive(Clone, Copy)]
@@ -32,8 +28,6 @@ pub struct TypeKernels {
     /// Converts f32 activations to `act` bytes.
     pub quantize_act: QuantizeFn,
     pub vec_dot: VecDotFn,
-    /// The same dot against several activation rows at once, where this level has it.
-    pub vec_dot_multi: Option<VecDotMultiFn>,
 }
 
 impl std::fmt::Debug for TypeKernels {
@@ -43,35 +37,6 @@ impl std::fmt::Debug for TypeKernels {
             .field("isa", &self.isa)
             .field("act", &self.act)
             .finish()
-    }
-}
-
-/// Calls `f` on runs of 4, then 2, then 1 activation rows (the row counts the
-/// multi-row kernels are built for), with the matching slice of `out`.
-/// Panics when `a` is not `out.len()` rows of `a_row` bytes.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) fn row_runs(
-    a: &[u8],
-    a_row: usize,
-    out: &mut [f32],
-    mut f: impl FnMut(&[u8], &mut [f32]),
-) {
-    assert_eq!(
-        a.len(),
-        a_row * out.len(),
-        "vec_dot_multi: {} activation bytes are not {} rows of {a_row}",
-        a.len(),
-        out.len()
-    );
-    let mut i = 0;
-    while i < out.len() {
-        let m = match out.len() - i {
-            4.. => 4,
-            2 | 3 => 2,
-            _ => 1,
-        };
-        f(&a[i * a_row..(i + m) * a_row], &mut out[i..i + m]);
-        i += m;
     }
 }
 

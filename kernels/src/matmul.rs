@@ -283,7 +283,7 @@ pub fn matmul_group(parts: &mut [GroupPart<'_>], acts: &Activations) {
         let p = &parts[i];
         let r = r0..(r0 + rb).min(p.rows);
         tile(
-            p.k,
+            p.k.vec_dot,
             p.w,
             w_rows[i],
             outs[i].1,
@@ -326,10 +326,11 @@ fn run(
     y: &mut [f32],
 ) {
     debug_assert_eq!(act.len(), a_row * tokens);
+    let dot = k.vec_dot;
     let threads = rayon::current_num_threads();
     if threads == 1 || w.len().saturating_mul(tokens) < SERIAL_WORK {
         return tile(
-            k,
+            dot,
             w,
             w_row,
             rows,
@@ -368,7 +369,7 @@ fn run(
         let (b, t) = (task / n_tt, task % n_tt);
         let r = b * rb..((b + 1) * rb).min(rows);
         let ts = t * tt..((t + 1) * tt).min(tokens);
-        tile(k, w, w_row, rows, cols, act, a_row, r, ts, out.get());
+        tile(dot, w, w_row, rows, cols, act, a_row, r, ts, out.get());
     });
 }
 
@@ -379,13 +380,11 @@ const MICRO_BYTES: usize = 24 * 1024;
 /// Rows `r` × tokens `ts` of the product, written at `y[t·rows + r]`.
 ///
 /// Tokens go in micro-tiles of up to 16 that fit in L1 together; each weight row is
-/// then read from L2 once per micro-tile and reused from L1 for its tokens. Where
-/// the type has a multi-row kernel, each weight row is also unpacked once for
-/// several tokens of the micro-tile.
+/// then read from L2 once per micro-tile and reused from L1 for its tokens.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile(
-    k: &TypeKernels,
+    dot: crate::dispatch::VecDotFn,
     w: &[u8],
     w_row: usize,
     rows: usize,
@@ -397,32 +396,14 @@ fn tile(
     y: *mut f32,
 ) {
     let wb = &w[r.start * w_row..r.end * w_row];
-    let mut micro = (MICRO_BYTES / a_row.max(1)).clamp(1, 16);
-    if k.vec_dot_multi.is_some() {
-        // Whole runs of four for the multi-row kernel (four rows of even 4096 Q8_K
-        // columns fit in L1).
-        micro = (micro / 4 * 4).max(4);
-    }
+    let micro = (MICRO_BYTES / a_row.max(1)).clamp(1, 16);
     let mut t0 = ts.start;
     while t0 < ts.end {
         let t1 = (t0 + micro).min(ts.end);
         let a = &act[t0 * a_row..t1 * a_row];
-        if let (Some(multi), 2..) = (k.vec_dot_multi, t1 - t0) {
-            let mut out = [0f32; 16];
-            let out = &mut out[..t1 - t0];
-            for (i, wr) in wb.chunks_exact(w_row).enumerate() {
-                multi(cols, wr, a, a_row, out);
-                for (j, &v) in out.iter().enumerate() {
-                    // SAFETY: as below.
-                    unsafe { *y.add((t0 + j) * rows + r.start + i) = v };
-                }
-            }
-            t0 = t1;
-            continue;
-        }
         for (i, wr) in wb.chunks_exact(w_row).enumerate() {
             for (j, at) in a.chunks_exact(a_row).enumerate() {
-                let v = (k.vec_dot)(cols, wr, at);
+                let v = dot(cols, wr, at);
                 // SAFETY: `y` points at `tokens × rows` f32 (checked by the callers),
                 // t0 + j < tokens and r.start + i < r.end ≤ rows; no other task writes
                 // this cell (see `run`).
@@ -629,63 +610,6 @@ mod tests {
                 assert_eq!(want, got, "tokens={tokens} threads={threads}");
             }
         }
-    }
-
-    #[test]
-    fn multi_row_kernels_equal_one_row_kernel() {
-        let mut rng = Rng::new(77);
-        let mut seen = 0;
-        for t in types_with_kernels() {
-            for isa in cpu::supported_levels() {
-                let k = kernels_at(t, isa).unwrap();
-                let Some(multi) = k.vec_dot_multi else {
-                    continue;
-                };
-                seen += 1;
-                let blk = t.block_len();
-                // Block counts with and without a partial group of eight.
-                for nb in [1usize, 3, 8, 9, 17] {
-                    let cols = nb * blk;
-                    let (w, _) = make_weights(t, 1, cols, &mut rng);
-                    let ab = k.act.row_bytes(cols).unwrap();
-                    for n_rows in 1..=9 {
-                        let x = rng.weights(n_rows * cols);
-                        let mut a = vec![0u32; (ab * n_rows).div_ceil(4)];
-                        let a = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut a)[..ab * n_rows];
-                        for (dst, src) in a.chunks_exact_mut(ab).zip(x.chunks_exact(cols)) {
-                            (k.quantize_act)(src, dst);
-                        }
-                        let mut out = vec![f32::NAN; n_rows];
-                        multi(cols, &w, a, ab, &mut out);
-                        for (j, at) in a.chunks_exact(ab).enumerate() {
-                            let want = (k.vec_dot)(cols, &w, at);
-                            assert_eq!(
-                                out[j].to_bits(),
-                                want.to_bits(),
-                                "{t} {isa} {nb} blocks, {n_rows} rows, row {j}: {} vs {want}",
-                                out[j]
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        if cfg!(target_arch = "x86_64") && cpu::has_avx2() {
-            assert!(seen >= 7, "only {seen} multi-row kernels");
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "vec_dot_multi")]
-    fn multi_row_kernel_checks_activation_length() {
-        let t = GgmlType::Q8_0;
-        let k = kernels_at(t, cpu::best_supported()).unwrap();
-        let Some(multi) = k.vec_dot_multi else {
-            panic!("vec_dot_multi: none on this CPU");
-        };
-        let w = vec![0u8; t.row_bytes(32).unwrap()];
-        let a = vec![0u8; 34 * 3];
-        multi(32, &w, &a, 34, &mut [0.0; 2]);
     }
 
     #[test]

@@ -23,7 +23,6 @@ pub(crate) fn kernels(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
         dequantize: dequantizer(dtype)?,
         quantize_act: copy_f32,
         vec_dot,
-        vec_dot_multi: None,
     })
 }
 

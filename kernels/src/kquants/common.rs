@@ -266,33 +266,6 @@ pub(crate) fn dot_blocks<'a, B: Block>(
     (x, y)
 }
 
-/// The body of a K-quant `VecDotMultiFn` over an `N`-row kernel
-/// `$f::<N>(&[B], [&[BlockQ8K]; N]) -> [f32; N]` (runs of 4, 2 and 1 rows). The
-/// caller has checked the CPU features `$f` needs.
-#[cfg(target_arch = "x86_64")]
-macro_rules! multi_rows {
-    ($B:ty, $f:ident, $n:expr, $w:expr, $a:expr, $a_row:expr, $out:expr) => {{
-        let (n, w, a_row) = ($n, $w, $a_row);
-        crate::dispatch::row_runs($a, a_row, $out, |a, o| {
-            let row = |j: usize| {
-                crate::kquants::common::dot_blocks::<$B>(n, w, &a[j * a_row..(j + 1) * a_row])
-            };
-            let x = row(0).0;
-            // SAFETY: the caller checked the CPU features; every row has as many
-            // blocks as `x` (checked by `dot_blocks`).
-            unsafe {
-                match o.len() {
-                    4 => o.copy_from_slice(&$f::<4>(x, [row(0).1, row(1).1, row(2).1, row(3).1])),
-                    2 => o.copy_from_slice(&$f::<2>(x, [row(0).1, row(1).1])),
-                    _ => o[0] = $f::<1>(x, [row(0).1])[0],
-                }
-            }
-        })
-    }};
-}
-#[cfg(target_arch = "x86_64")]
-pub(crate) use multi_rows;
-
 /// Views bytes as blocks for (de)quantization, panicking on a caller bug.
 pub(crate) fn blocks_of<B: Block>(bytes: &[u8]) -> &[B] {
     as_blocks(bytes).expect("source is misaligned or not whole blocks")
@@ -489,20 +462,19 @@ pub(crate) fn pick_kernels(
     use crate::cpu::{self, Isa};
     let mut level = Isa::Scalar;
     let mut vec_dot = dots.scalar;
-    let mut vec_dot_multi = None;
     if isa >= Isa::Avx2 && cpu::has_avx2() {
         if let Some(f) = dots.avx2 {
-            (level, vec_dot, vec_dot_multi) = (Isa::Avx2, f, dots.avx2_multi);
+            (level, vec_dot) = (Isa::Avx2, f);
         }
     }
     if isa >= Isa::Avx512 && cpu::has_avx512_vnni() {
         if let Some(f) = dots.avx512 {
-            (level, vec_dot, vec_dot_multi) = (Isa::Avx512, f, dots.avx512_multi);
+            (level, vec_dot) = (Isa::Avx512, f);
         }
     }
     if isa >= Isa::Neon && cpu::has_neon() {
         if let Some(f) = dots.neon {
-            (level, vec_dot, vec_dot_multi) = (Isa::Neon, f, None);
+            (level, vec_dot) = (Isa::Neon, f);
         }
     }
     crate::dispatch::TypeKernels {
@@ -512,7 +484,6 @@ pub(crate) fn pick_kernels(
         dequantize,
         quantize_act: crate::kquants::q8k::quantizer_at(level),
         vec_dot,
-        vec_dot_multi,
     }
 }
 
@@ -523,9 +494,6 @@ pub(crate) struct DotFns {
     /// AVX-512 with VNNI.
     pub avx512: Option<crate::dispatch::VecDotFn>,
     pub neon: Option<crate::dispatch::VecDotFn>,
-    /// Multi-row dots (prefill) at the AVX2 and AVX-512 levels.
-    pub avx2_multi: Option<crate::dispatch::VecDotMultiFn>,
-    pub avx512_multi: Option<crate::dispatch::VecDotMultiFn>,
 }
 
 /// x86 helpers for the K-quant kernels. Each carries the target features of its

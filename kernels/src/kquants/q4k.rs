@@ -163,13 +163,8 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
         Some(x86::dot_avx2 as crate::dispatch::VecDotFn),
         Some(x86::dot_avx512 as crate::dispatch::VecDotFn),
     );
-    #[cfg(target_arch = "x86_64")]
-    let (avx2_multi, avx512_multi) = (
-        Some(x86::dot_multi_avx2 as crate::dispatch::VecDotMultiFn),
-        Some(x86::dot_multi_avx512 as crate::dispatch::VecDotMultiFn),
-    );
     #[cfg(not(target_arch = "x86_64"))]
-    let (avx2, avx512, avx2_multi, avx512_multi) = (None, None, None, None);
+    let (avx2, avx512) = (None, None);
     #[cfg(target_arch = "aarch64")]
     let neon = Some(neon::dot as crate::dispatch::VecDotFn);
     #[cfg(not(target_arch = "aarch64"))]
@@ -183,8 +178,6 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
             avx2,
             avx512,
             neon,
-            avx2_multi,
-            avx512_multi,
         },
     ))
 }
@@ -207,47 +200,46 @@ mod x86 {
     /// The AVX2 / AVX-512 VNNI kernel body: 256-bit vectors (on Zen 4, 512-bit
     /// ones only halve the instruction count at the same throughput, and the
     /// nibble layout would need extra shuffles). Per block: one i32 accumulator
-    /// of `sc_j * maddubs(q4, q8)`, one f32 FMA for `d`, one for the mins. The
-    /// weights are unpacked once for all `N` activation rows; each row's
-    /// arithmetic does not depend on `N`, so `N = 1` is bit for bit the multi-row result.
+    /// pair of `sc_j * maddubs(q4, q8)`, one f32 FMA for `d`, one for the mins.
     macro_rules! dot_kernel {
         ($name:ident, $feat:literal, $madd_acc:ident) => {
             #[target_feature(enable = $feat)]
-            unsafe fn $name<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
-                for r in y.iter() {
-                    assert_eq!(r.len(), x.len(), "q4_K dot: block counts differ");
-                }
+            unsafe fn $name(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
                 let m4 = _mm256_set1_epi8(0x0F);
-                let mut acc = [_mm256_setzero_ps(); N];
-                let mut acc_m = [_mm256_setzero_ps(); N];
-                for (i, xb) in x.iter().enumerate() {
+                let mut acc = _mm256_setzero_ps();
+                let mut acc_m = _mm256_setzero_ps();
+                for (xb, yb) in x.iter().zip(y) {
                     // SAFETY: `d` and `dmin` are the block's first 4 bytes.
                     let (d, dmin) = unsafe { f16x2(xb as *const BlockQ4K as *const u8) };
                     let u = unpack_scales_mins_k4(&xb.scales);
                     let sm = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
                     // Mins: m_j times the sum of the two 16-element bsums of sub-block j.
                     let mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+                    // SAFETY: bsums is 32 bytes.
+                    let bsums = unsafe { _mm256_loadu_si256(yb.bsums.as_ptr() as *const __m256i) };
+                    let pm = _mm256_madd_epi16(bsums, mins);
+                    acc_m =
+                        _mm256_fmadd_ps(_mm256_set1_ps(dmin * yb.d), _mm256_cvtepi32_ps(pm), acc_m);
                     // The eight scales as i16, in both 128-bit lanes.
                     let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-                    let mut sumi = [_mm256_setzero_si256(); N];
-                    for r in 0..N {
-                        let yb = &y[r][i];
-                        // SAFETY: bsums is 32 bytes.
-                        let bsums =
-                            unsafe { _mm256_loadu_si256(yb.bsums.as_ptr() as *const __m256i) };
-                        let pm = _mm256_madd_epi16(bsums, mins);
-                        acc_m[r] = _mm256_fmadd_ps(
-                            _mm256_set1_ps(dmin * yb.d),
-                            _mm256_cvtepi32_ps(pm),
-                            acc_m[r],
-                        );
-                    }
                     let q4 = xb.qs.as_ptr();
+                    let q8 = yb.qs.as_ptr();
+                    let mut s0 = _mm256_setzero_si256();
+                    let mut s1 = _mm256_setzero_si256();
                     for j in 0..4 {
-                        // SAFETY: j < 4 keeps the read inside qs (128 bytes).
-                        let q = unsafe { _mm256_loadu_si256(q4.add(32 * j) as *const __m256i) };
+                        // SAFETY: j < 4 keeps the reads inside qs (128 bytes) and the
+                        // Q8_K qs (256 bytes).
+                        let (q, a, b) = unsafe {
+                            (
+                                _mm256_loadu_si256(q4.add(32 * j) as *const __m256i),
+                                _mm256_loadu_si256(q8.add(64 * j) as *const __m256i),
+                                _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i),
+                            )
+                        };
                         let lo = _mm256_and_si256(q, m4);
                         let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                        let pa = _mm256_maddubs_epi16(lo, a);
+                        let pb = _mm256_maddubs_epi16(hi, b);
                         let ja = (2 * j) as i16;
                         let sa = _mm256_shuffle_epi8(
                             sc,
@@ -258,29 +250,13 @@ mod x86 {
                             sc,
                             _mm256_set1_epi16(((2 * jb + 1) << 8) | (2 * jb)),
                         );
-                        for r in 0..N {
-                            let q8 = y[r][i].qs.as_ptr();
-                            // SAFETY: j < 4 keeps the reads inside the Q8_K qs (256 bytes).
-                            let (a, b) = unsafe {
-                                (
-                                    _mm256_loadu_si256(q8.add(64 * j) as *const __m256i),
-                                    _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i),
-                                )
-                            };
-                            let pa = _mm256_maddubs_epi16(lo, a);
-                            let pb = _mm256_maddubs_epi16(hi, b);
-                            sumi[r] = $madd_acc($madd_acc(sumi[r], pa, sa), pb, sb);
-                        }
+                        s0 = $madd_acc(s0, pa, sa);
+                        s1 = $madd_acc(s1, pb, sb);
                     }
-                    for r in 0..N {
-                        acc[r] = _mm256_fmadd_ps(
-                            _mm256_set1_ps(d * y[r][i].d),
-                            _mm256_cvtepi32_ps(sumi[r]),
-                            acc[r],
-                        );
-                    }
+                    let sumi = _mm256_add_epi32(s0, s1);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * yb.d), _mm256_cvtepi32_ps(sumi), acc);
                 }
-                std::array::from_fn(|r| hsum_ps(acc[r]) - hsum_ps(acc_m[r]))
+                hsum_ps(acc) - hsum_ps(acc_m)
             }
         };
     }
@@ -297,24 +273,14 @@ mod x86 {
         assert!(crate::cpu::has_avx2());
         // SAFETY: the CPU has AVX2/FMA/F16C (checked above; the table also only
         // installs this kernel then).
-        unsafe { dot_avx2_impl::<1>(x, [y])[0] }
-    }
-
-    pub(super) fn dot_multi_avx2(n: usize, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]) {
-        assert!(crate::cpu::has_avx2());
-        common::multi_rows!(BlockQ4K, dot_avx2_impl, n, w, a, a_row, out);
+        unsafe { dot_avx2_impl(x, y) }
     }
 
     pub(super) fn dot_avx512(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let (x, y) = common::dot_blocks::<BlockQ4K>(n, w, a);
         assert!(crate::cpu::has_avx512_vnni());
         // SAFETY: the CPU has AVX-512 F/BW/VL and VNNI (checked above).
-        unsafe { dot_vnni_impl::<1>(x, [y])[0] }
-    }
-
-    pub(super) fn dot_multi_avx512(n: usize, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]) {
-        assert!(crate::cpu::has_avx512_vnni());
-        common::multi_rows!(BlockQ4K, dot_vnni_impl, n, w, a, a_row, out);
+        unsafe { dot_vnni_impl(x, y) }
     }
 }
 

@@ -189,8 +189,6 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
             avx2,
             avx512,
             neon,
-            avx2_multi: None,
-            avx512_multi: None,
         },
     ))
 }

@@ -139,13 +139,8 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
         Some(x86::dot_avx2 as crate::dispatch::VecDotFn),
         Some(x86::dot_avx512 as crate::dispatch::VecDotFn),
     );
-    #[cfg(target_arch = "x86_64")]
-    let (avx2_multi, avx512_multi) = (
-        Some(x86::dot_multi_avx2 as crate::dispatch::VecDotMultiFn),
-        Some(x86::dot_multi_avx512 as crate::dispatch::VecDotMultiFn),
-    );
     #[cfg(not(target_arch = "x86_64"))]
-    let (avx2, avx512, avx2_multi, avx512_multi) = (None, None, None, None);
+    let (avx2, avx512) = (None, None);
     #[cfg(target_arch = "aarch64")]
     let neon = Some(neon::dot as crate::dispatch::VecDotFn);
     #[cfg(not(target_arch = "aarch64"))]
@@ -159,8 +154,6 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
             avx2,
             avx512,
             neon,
-            avx2_multi,
-            avx512_multi,
         },
     ))
 }
@@ -181,15 +174,11 @@ mod x86 {
 
     /// AVX2 / AVX-512 VNNI body on 256-bit vectors. The 6-bit quants go into
     /// `maddubs` unsigned (0..64); the `-32` offset is folded in once per block as
-    /// `-32 * Σ_j sc_j * bsum_j` from the Q8_K sums. The weights are unpacked once
-    /// for all `N` activation rows; each row's arithmetic does not depend on `N`.
+    /// `-32 * Σ_j sc_j * bsum_j` from the Q8_K sums.
     macro_rules! dot_kernel {
         ($name:ident, $feat:literal, $madd_acc:ident) => {
             #[target_feature(enable = $feat)]
-            unsafe fn $name<const N: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; N]) -> [f32; N] {
-                for r in y.iter() {
-                    assert_eq!(r.len(), x.len(), "q6_K dot: block counts differ");
-                }
+            unsafe fn $name(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
                 let m4 = _mm256_set1_epi8(0x0F);
                 let m30 = _mm256_set1_epi8(0x30);
                 // Picks, per 128-bit lane, i16 scale 2k (low lane) / 2k+1 (high lane).
@@ -199,22 +188,22 @@ mod x86 {
                         _mm_set1_epi16(((4 * k + 1) << 8) | (4 * k)),
                     )
                 };
-                let mut acc = [_mm256_setzero_ps(); N];
-                for (i, xb) in x.iter().enumerate() {
+                let mut acc = _mm256_setzero_ps();
+                for (xb, yb) in x.iter().zip(y) {
                     // SAFETY: `d` is 2 bytes inside the block.
                     let d = unsafe { f16x1(&xb.d as *const f16 as *const u8) };
-                    // SAFETY: scales is 16 bytes.
-                    let sc8 = unsafe { _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i) };
+                    // SAFETY: scales is 16 bytes, bsums 32 bytes.
+                    let (sc8, bsums) = unsafe {
+                        (
+                            _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i),
+                            _mm256_loadu_si256(yb.bsums.as_ptr() as *const __m256i),
+                        )
+                    };
                     let sc16 = _mm256_cvtepi8_epi16(sc8);
                     let neg32 =
                         _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(sc16, 5));
-                    let mut sumi = [_mm256_setzero_si256(); N];
-                    for r in 0..N {
-                        // SAFETY: bsums is 32 bytes.
-                        let bsums =
-                            unsafe { _mm256_loadu_si256(y[r][i].bsums.as_ptr() as *const __m256i) };
-                        sumi[r] = $madd_acc(_mm256_setzero_si256(), bsums, neg32);
-                    }
+                    let mut s0 = $madd_acc(_mm256_setzero_si256(), bsums, neg32);
+                    let mut s1 = _mm256_setzero_si256();
                     for h in 0..2 {
                         // This half's eight scales as i16, in both 128-bit lanes.
                         let sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if h == 0 {
@@ -222,14 +211,16 @@ mod x86 {
                         } else {
                             _mm_srli_si128(sc8, 8)
                         }));
-                        // SAFETY: h < 2 keeps the reads inside ql (128) and qh (64 bytes).
-                        let (ql0, ql1, qh) = unsafe {
+                        // SAFETY: h < 2 keeps the reads inside ql (128), qh (64) and the
+                        // Q8_K qs (256 bytes).
+                        let (ql0, ql1, qh, q8) = unsafe {
                             (
                                 _mm256_loadu_si256(xb.ql.as_ptr().add(64 * h) as *const __m256i),
                                 _mm256_loadu_si256(
                                     xb.ql.as_ptr().add(64 * h + 32) as *const __m256i
                                 ),
                                 _mm256_loadu_si256(xb.qh.as_ptr().add(32 * h) as *const __m256i),
+                                yb.qs.as_ptr().add(128 * h),
                             )
                         };
                         let q = [
@@ -251,29 +242,21 @@ mod x86 {
                             ),
                         ];
                         for (k, &qk) in q.iter().enumerate() {
+                            // SAFETY: k < 4 keeps the read inside this half's 128 bytes.
+                            let a = unsafe { _mm256_loadu_si256(q8.add(32 * k) as *const __m256i) };
+                            let p = _mm256_maddubs_epi16(qk, a);
                             let s = _mm256_shuffle_epi8(sch, shuf(k as i16));
-                            for r in 0..N {
-                                // SAFETY: h < 2, k < 4 keep the read inside the Q8_K qs
-                                // (256 bytes).
-                                let a = unsafe {
-                                    _mm256_loadu_si256(
-                                        y[r][i].qs.as_ptr().add(128 * h + 32 * k) as *const __m256i
-                                    )
-                                };
-                                let p = _mm256_maddubs_epi16(qk, a);
-                                sumi[r] = $madd_acc(sumi[r], p, s);
+                            if k % 2 == 0 {
+                                s0 = $madd_acc(s0, p, s);
+                            } else {
+                                s1 = $madd_acc(s1, p, s);
                             }
                         }
                     }
-                    for r in 0..N {
-                        acc[r] = _mm256_fmadd_ps(
-                            _mm256_set1_ps(d * y[r][i].d),
-                            _mm256_cvtepi32_ps(sumi[r]),
-                            acc[r],
-                        );
-                    }
+                    let sumi = _mm256_add_epi32(s0, s1);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * yb.d), _mm256_cvtepi32_ps(sumi), acc);
                 }
-                std::array::from_fn(|r| hsum_ps(acc[r]))
+                hsum_ps(acc)
             }
         };
     }
@@ -289,24 +272,14 @@ mod x86 {
         let (x, y) = common::dot_blocks::<BlockQ6K>(n, w, a);
         assert!(crate::cpu::has_avx2());
         // SAFETY: the CPU has AVX2/FMA/F16C (checked above).
-        unsafe { dot_avx2_impl::<1>(x, [y])[0] }
-    }
-
-    pub(super) fn dot_multi_avx2(n: usize, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]) {
-        assert!(crate::cpu::has_avx2());
-        common::multi_rows!(BlockQ6K, dot_avx2_impl, n, w, a, a_row, out);
+        unsafe { dot_avx2_impl(x, y) }
     }
 
     pub(super) fn dot_avx512(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let (x, y) = common::dot_blocks::<BlockQ6K>(n, w, a);
         assert!(crate::cpu::has_avx512_vnni());
         // SAFETY: the CPU has AVX-512 F/BW/VL and VNNI (checked above).
-        unsafe { dot_vnni_impl::<1>(x, [y])[0] }
-    }
-
-    pub(super) fn dot_multi_avx512(n: usize, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]) {
-        assert!(crate::cpu::has_avx512_vnni());
-        common::multi_rows!(BlockQ6K, dot_vnni_impl, n, w, a, a_row, out);
+        unsafe { dot_vnni_impl(x, y) }
     }
 }
 

@@ -2,20 +2,15 @@
 //!
 //! One 32-element block per 256-bit register, eight blocks per loop step: the
 //! eight weight and activation scales are converted together, each block's
-//! integer dot (one `maddubs` + `madd`) is converted to f32 and multiplied into
-//! one of two f32 accumulators per activation row by its broadcast scale, and
-//! one horizontal sum ends the row. A partial last group is zero-padded (zero
-//! scales add nothing).
-//!
-//! Every kernel takes `N` activation rows: the weight block is unpacked once and
-//! reused from registers for all of them (prefill). Each row's operations do not
-//! depend on `N`, so the one-row kernel gives bit for bit the same results.
+//! integer dot (`maddubs` + `madd`) is converted to f32 and multiplied into one
+//! of four f32 accumulators by its broadcast scale, and one horizontal sum ends
+//! the row. A partial last group is zero-padded (zero scales add nothing).
 
 use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::{reference, LevelKernels, MultiKernels};
+use super::{reference, LevelKernels};
 use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 use crate::cpu::Isa;
 
@@ -28,13 +23,6 @@ pub(super) const KERNELS: LevelKernels = LevelKernels {
     q8_0,
     quantize_q8_0: quantize_q8_0_bytes,
     quantize_q8_1: quantize_q8_1_bytes,
-    multi: Some(MultiKernels {
-        q4_0: q4_0_multi,
-        q4_1: q4_1_multi,
-        q5_0: q5_0_multi,
-        q5_1: q5_1_multi,
-        q8_0: q8_0_multi,
-    }),
 };
 
 simd_wrappers! {
@@ -45,35 +33,6 @@ simd_wrappers! {
     dot q8_0: BlockQ8_0, BlockQ8_0 => dot_q8_0_q8_0;
     quantize quantize_q8_0_bytes: BlockQ8_0 => quantize_q8_0;
     quantize quantize_q8_1_bytes: BlockQ8_1 => quantize_q8_1;
-}
-
-/// The `VecDotMultiFn`s over the `N`-row kernels (runs of 4, 2 and 1 rows).
-macro_rules! multi_wrappers {
-    ($($name:ident: $W:ty, $A:ty => $f:ident;)*) => {
-        $(fn $name(n: usize, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]) {
-            crate::dispatch::row_runs(a, a_row, out, |a, o| {
-                let row = |j: usize| super::dot_views::<$W, $A>(n, w, &a[j * a_row..(j + 1) * a_row]);
-                let x = row(0).0;
-                // SAFETY: as in `simd_wrappers` (this table is only handed out on
-                // CPUs with the features); every row has as many blocks as `x`.
-                unsafe {
-                    match o.len() {
-                        4 => o.copy_from_slice(&$f::<4>(x, [row(0).1, row(1).1, row(2).1, row(3).1])),
-                        2 => o.copy_from_slice(&$f::<2>(x, [row(0).1, row(1).1])),
-                        _ => o[0] = $f::<1>(x, [row(0).1])[0],
-                    }
-                }
-            })
-        })*
-    };
-}
-
-multi_wrappers! {
-    q4_0_multi: BlockQ4_0, BlockQ8_0 => dot_q4_0_n;
-    q4_1_multi: BlockQ4_1, BlockQ8_1 => dot_q4_1_n;
-    q5_0_multi: BlockQ5_0, BlockQ8_0 => dot_q5_0_n;
-    q5_1_multi: BlockQ5_1, BlockQ8_1 => dot_q5_1_n;
-    q8_0_multi: BlockQ8_0, BlockQ8_0 => dot_q8_0_n;
 }
 
 #[inline(always)]
@@ -135,13 +94,20 @@ unsafe fn dot_u(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
-/// Σ w·s per group of four bytes, both signed, as |w|·(±s) with `wa` = |w|
-/// (computed once per weight block). `maddubs` saturates only for w = s = −128,
-/// which neither the Q8 quantizers nor the 4/5-bit unpacking produce (as in ggml).
+/// Σ (u − c)·s per group of four bytes (u, c unsigned ≤ 31).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn dot_ss(w: __m256i, wa: __m256i, s: __m256i) -> __m256i {
-    let p = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(s, w));
+unsafe fn dot_biased(u: __m256i, s: __m256i, c: __m256i) -> __m256i {
+    let d = _mm256_sub_epi16(_mm256_maddubs_epi16(u, s), _mm256_maddubs_epi16(c, s));
+    _mm256_madd_epi16(d, _mm256_set1_epi16(1))
+}
+
+/// Σ w·s per group of four bytes, both signed, as |w|·(±s). `maddubs` saturates
+/// only for w = s = −128, which the Q8 quantizers never produce (as in ggml).
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot_ss(w: __m256i, s: __m256i) -> __m256i {
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(s, w));
     _mm256_madd_epi16(p, _mm256_set1_epi16(1))
 }
 
@@ -160,139 +126,94 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(x)
 }
 
-/// Runs `$body` with `$wg` bound to each run of eight weight blocks and `$ag` to
-/// the matching runs of the `N` activation rows, the last run zero-padded (zero
-/// scales add exactly nothing). A macro so the body is compiled inside the
-/// caller's `#[target_feature]` function.
-macro_rules! for_groups_n {
-    ($w:expr, $a:expr, $n:ident, |$wg:ident, $ag:ident| $body:block) => {{
-        const GROUP: usize = 8;
-        let (w, a) = ($w, $a);
-        for r in a.iter() {
-            assert_eq!(r.len(), w.len(), "vec_dot: block counts differ");
-        }
-        let full = w.len() / GROUP;
-        for g in 0..full {
-            let $wg: &[_; GROUP] = w[GROUP * g..GROUP * g + GROUP].try_into().unwrap();
-            let $ag: [&[_; GROUP]; $n] =
-                std::array::from_fn(|r| a[r][GROUP * g..GROUP * g + GROUP].try_into().unwrap());
-            $body
-        }
-        if w.len() % GROUP != 0 {
-            let wp = super::pad8(&w[GROUP * full..]);
-            let ap: [[_; GROUP]; $n] = std::array::from_fn(|r| super::pad8(&a[r][GROUP * full..]));
-            let $wg = &wp;
-            let $ag: [&[_; GROUP]; $n] = std::array::from_fn(|r| &ap[r]);
-            $body
-        }
-    }};
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn finish(acc: [__m256; 4], ms: __m256) -> f32 {
+    let a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum(_mm256_add_ps(a, ms))
 }
-
-/// An `N`-row kernel: `$unpack` turns weight block `$b` into 32 signed bytes
-/// (`signed`) or unsigned ones with a per-block min term (`unsigned`).
-macro_rules! dot_n {
-    ($name:ident, $W:ty, $A:ty, signed, |$b:ident| $unpack:expr) => {
-        /// # Safety
-        /// The CPU must support AVX2, FMA and F16C.
-        #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $name<const N: usize>(w: &[$W], a: [&[$A]; N]) -> [f32; N] {
-            let mut acc = [[_mm256_setzero_ps(); 2]; N];
-            for_groups_n!(w, a, N, |wg, ag| {
-                let sw = f16x8(|i| wg[i].d);
-                let mut s = [_mm256_setzero_ps(); N];
-                for r in 0..N {
-                    s[r] = _mm256_mul_ps(sw, f16x8(|i| ag[r][i].d));
-                }
-                for k in 0..8 {
-                    let $b = &wg[k];
-                    let q: __m256i = $unpack;
-                    let qa = _mm256_sign_epi8(q, q);
-                    for r in 0..N {
-                        let sum = dot_ss(q, qa, load(&ag[r][k].qs));
-                        accumulate(&mut acc[r][k % 2], s[r], k, sum);
-                    }
-                }
-            });
-            std::array::from_fn(|r| hsum(_mm256_add_ps(acc[r][0], acc[r][1])))
-        }
-    };
-    ($name:ident, $W:ty, $A:ty, unsigned, |$b:ident| $unpack:expr) => {
-        /// # Safety
-        /// The CPU must support AVX2, FMA and F16C.
-        #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $name<const N: usize>(w: &[$W], a: [&[$A]; N]) -> [f32; N] {
-            let mut acc = [[_mm256_setzero_ps(); 2]; N];
-            let mut ms = [_mm256_setzero_ps(); N];
-            for_groups_n!(w, a, N, |wg, ag| {
-                let sw = f16x8(|i| wg[i].d);
-                let mw = f16x8(|i| wg[i].m);
-                let mut s = [_mm256_setzero_ps(); N];
-                for r in 0..N {
-                    s[r] = _mm256_mul_ps(sw, f16x8(|i| ag[r][i].d));
-                    ms[r] = _mm256_fmadd_ps(mw, f16x8(|i| ag[r][i].s), ms[r]);
-                }
-                for k in 0..8 {
-                    let $b = &wg[k];
-                    let q: __m256i = $unpack;
-                    for r in 0..N {
-                        let sum = dot_u(q, load(&ag[r][k].qs));
-                        accumulate(&mut acc[r][k % 2], s[r], k, sum);
-                    }
-                }
-            });
-            std::array::from_fn(|r| hsum(_mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), ms[r])))
-        }
-    };
-}
-
-dot_n!(dot_q4_0_n, BlockQ4_0, BlockQ8_0, signed, |b| {
-    _mm256_sub_epi8(nibbles(&b.qs), _mm256_set1_epi8(8))
-});
-dot_n!(dot_q5_0_n, BlockQ5_0, BlockQ8_0, signed, |b| {
-    _mm256_sub_epi8(high_bits(nibbles(&b.qs), b.qh), _mm256_set1_epi8(16))
-});
-dot_n!(dot_q8_0_n, BlockQ8_0, BlockQ8_0, signed, |b| load(&b.qs));
-dot_n!(dot_q4_1_n, BlockQ4_1, BlockQ8_1, unsigned, |b| nibbles(
-    &b.qs
-));
-dot_n!(dot_q5_1_n, BlockQ5_1, BlockQ8_1, unsigned, |b| high_bits(
-    nibbles(&b.qs),
-    b.qh
-));
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    dot_q4_0_n::<1>(w, [a])[0]
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let eight = _mm256_set1_epi8(8);
+    for_groups!(w, a, |w, a| {
+        let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
+        for k in 0..8 {
+            let sum = dot_biased(nibbles(&w[k].qs), load(&a[k].qs), eight);
+            accumulate(&mut acc[k % 4], s, k, sum);
+        }
+    });
+    finish(acc, _mm256_setzero_ps())
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    dot_q4_1_n::<1>(w, [a])[0]
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut ms = _mm256_setzero_ps();
+    for_groups!(w, a, |w, a| {
+        let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
+        ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
+        for k in 0..8 {
+            let sum = dot_u(nibbles(&w[k].qs), load(&a[k].qs));
+            accumulate(&mut acc[k % 4], s, k, sum);
+        }
+    });
+    finish(acc, ms)
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
-    dot_q5_0_n::<1>(w, [a])[0]
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let sixteen = _mm256_set1_epi8(16);
+    for_groups!(w, a, |w, a| {
+        let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
+        for k in 0..8 {
+            let q = high_bits(nibbles(&w[k].qs), w[k].qh);
+            let sum = dot_biased(q, load(&a[k].qs), sixteen);
+            accumulate(&mut acc[k % 4], s, k, sum);
+        }
+    });
+    finish(acc, _mm256_setzero_ps())
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
-    dot_q5_1_n::<1>(w, [a])[0]
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut ms = _mm256_setzero_ps();
+    for_groups!(w, a, |w, a| {
+        let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
+        ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
+        for k in 0..8 {
+            let q = high_bits(nibbles(&w[k].qs), w[k].qh);
+            let sum = dot_u(q, load(&a[k].qs));
+            accumulate(&mut acc[k % 4], s, k, sum);
+        }
+    });
+    finish(acc, ms)
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    dot_q8_0_n::<1>(w, [a])[0]
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for_groups!(w, a, |w, a| {
+        let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
+        for k in 0..8 {
+            let sum = dot_ss(load(&w[k].qs), load(&a[k].qs));
+            accumulate(&mut acc[k % 4], s, k, sum);
+        }
+    });
+    finish(acc, _mm256_setzero_ps())
 }
 
 /// One Q8 block exactly as [`reference::quantize_q8_block`] computes it

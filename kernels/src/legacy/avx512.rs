@@ -29,7 +29,6 @@ pub(super) fn kernels(vnni: bool) -> LevelKernels {
             q8_0: q8_0_vnni,
             quantize_q8_0: quantize_q8_0_bytes,
             quantize_q8_1: quantize_q8_1_bytes,
-            multi: None,
         }
     } else {
         LevelKernels {
@@ -41,7 +40,6 @@ pub(super) fn kernels(vnni: bool) -> LevelKernels {
             q8_0: q8_0_bw,
             quantize_q8_0: quantize_q8_0_bytes,
             quantize_q8_1: quantize_q8_1_bytes,
-            multi: None,
         }
     }
 }

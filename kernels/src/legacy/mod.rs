@@ -8,7 +8,7 @@
 
 use crate::blocks::{as_blocks, Block, GgmlType, QK};
 use crate::cpu::Isa;
-use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels, VecDotFn, VecDotMultiFn};
+use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels, VecDotFn};
 
 /// Byte-level `VecDotFn` / `QuantizeFn` wrappers around a SIMD module's typed
 /// `unsafe` kernels. Each wrapper is private to its module and reachable only
@@ -92,18 +92,6 @@ pub(crate) struct LevelKernels {
     pub q8_0: VecDotFn,
     pub quantize_q8_0: QuantizeFn,
     pub quantize_q8_1: QuantizeFn,
-    /// Multi-row dots (prefill), where the level has them.
-    pub multi: Option<MultiKernels>,
-}
-
-/// The multi-row dot kernels of one level.
-#[derive(Clone, Copy)]
-pub(crate) struct MultiKernels {
-    pub q4_0: VecDotMultiFn,
-    pub q4_1: VecDotMultiFn,
-    pub q5_0: VecDotMultiFn,
-    pub q5_1: VecDotMultiFn,
-    pub q8_0: VecDotMultiFn,
 }
 
 const SCALAR: LevelKernels = LevelKernels {
@@ -130,7 +118,6 @@ const SCALAR: LevelKernels = LevelKernels {
     },
     quantize_q8_0: |x, y| reference::quantize_q8_0_act(x, blocks_mut(y)),
     quantize_q8_1: |x, y| reference::quantize_q8_1_act(x, blocks_mut(y)),
-    multi: None,
 };
 
 /// The kernels of the best level at or below `isa` that this CPU runs.
@@ -156,13 +143,12 @@ pub(crate) fn level_kernels(isa: Isa) -> LevelKernels {
 
 pub(crate) fn kernels(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
     let k = level_kernels(isa);
-    let m = k.multi;
-    let (act, quantize_act, vec_dot, vec_dot_multi) = match dtype {
-        GgmlType::Q4_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q4_0, m.map(|m| m.q4_0)),
-        GgmlType::Q4_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q4_1, m.map(|m| m.q4_1)),
-        GgmlType::Q5_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q5_0, m.map(|m| m.q5_0)),
-        GgmlType::Q5_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q5_1, m.map(|m| m.q5_1)),
-        GgmlType::Q8_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q8_0, m.map(|m| m.q8_0)),
+    let (act, quantize_act, vec_dot) = match dtype {
+        GgmlType::Q4_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q4_0),
+        GgmlType::Q4_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q4_1),
+        GgmlType::Q5_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q5_0),
+        GgmlType::Q5_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q5_1),
+        GgmlType::Q8_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q8_0),
         _ => return None,
     };
     Some(TypeKernels {
@@ -172,7 +158,6 @@ pub(crate) fn kernels(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
         dequantize: dequantizer(dtype)?,
         quantize_act,
         vec_dot,
-        vec_dot_multi,
     })
 }
 

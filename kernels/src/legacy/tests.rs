@@ -412,11 +412,10 @@ fn simd_dots_match_scalar_reference() {
 
 #[test]
 fn dots_on_adversarial_bytes_match_reference() {
-    // Arbitrary quant bytes (−128 included) with finite scales. The AVX2 kernels
-    // with Q8_0 activations and the AVX-512BW Q8_0·Q8_0 kernel compute |w|·(±a)
-    // (as ggml does), which wraps for an activation of −128; no Q8 quantizer
-    // produces one (|q| ≤ 127), so those are left out of Q8_0 activations. Every
-    // other kernel is exact for all bytes.
+    // Arbitrary quant bytes (−128 included) with finite scales. The AVX2 and
+    // AVX-512BW Q8_0·Q8_0 kernels compute |w|·(±a), which wraps for an activation
+    // of −128; no Q8 quantizer produces one (|q| ≤ 127), so those are left out of
+    // Q8_0 activations. Every other kernel is exact for all bytes.
     let mut rng = Rng::new(9);
     for (name, t, dot, _) in all_kernels() {
         let act = act_type(t);
@@ -425,7 +424,7 @@ fn dots_on_adversarial_bytes_match_reference() {
             let mut a = rng.bytes(act.row_bytes(nb * QK).unwrap());
             sanitize_scales(t, &mut w);
             sanitize_scales(act, &mut a);
-            if act == GgmlType::Q8_0 {
+            if t == GgmlType::Q8_0 {
                 for b in a.chunks_exact_mut(34) {
                     b[2..]
                         .iter_mut()

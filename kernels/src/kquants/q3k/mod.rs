@@ -30,7 +30,6 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
         dequantize: dequantize_bytes,
         quantize_act: super::q8k::quantize_bytes,
         vec_dot,
-        vec_dot_multi: None,
     })
 }
 
