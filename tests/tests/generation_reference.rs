@@ -34,7 +34,21 @@ fn argmax(l: &[f32]) -> (u32, f32, f32) {
     (best.0 as u32, best.1, second)
 }
 
+/// The bounds above were measured with the AVX2 kernels; AVX-512 sums in another
+/// order, which moves these chaotic logits by as much again. Pin AVX2 (when the CPU
+/// has it) so the test means the same on every x86 CI machine; the kernels' own tests
+/// hold every level to the scalar reference.
+fn pin_kernel_level() {
+    static PIN: std::sync::Once = std::sync::Once::new();
+    PIN.call_once(|| {
+        if kernels::cpu::has_avx2() {
+            std::env::set_var("FERRITE_CPU", "avx2");
+        }
+    });
+}
+
 fn check_model(which: TestModel) {
+    pin_kernel_level();
     let id = which.id();
     let model = Model::load(model_path(which), &LoadOptions { threads: 2 }).expect("model loads");
     let reference = reference(which);
