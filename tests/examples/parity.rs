@@ -4,21 +4,7 @@
 //! `cargo run --release -p ferrite-tests --example parity [smollm2|gemma3|qwen2]...`
 
 use engine::model::{LoadOptions, Model, SeqInput};
-use ferrite_tests::{model_path, reference, Model as TestModel};
-
-fn top2(l: &[f32]) -> (u32, f32, f32) {
-    let mut best = (0usize, f32::NEG_INFINITY);
-    let mut second = f32::NEG_INFINITY;
-    for (i, &v) in l.iter().enumerate() {
-        if v > best.1 {
-            second = best.1;
-            best = (i, v);
-        } else if v > second {
-            second = v;
-        }
-    }
-    (best.0 as u32, best.1, second)
-}
+use ferrite_tests::{model_path, reference, top2, Model as TestModel};
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()

@@ -139,3 +139,19 @@ pub fn reference(model: Model) -> serde_json::Value {
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
+
+/// The best token of `logits` with its logit and the runner-up's logit (ties keep the
+/// lower id, as llama.cpp's argmax).
+pub fn top2(logits: &[f32]) -> (u32, f32, f32) {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    let mut second = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best.1 {
+            second = best.1;
+            best = (i, v);
+        } else if v > second {
+            second = v;
+        }
+    }
+    (best.0 as u32, best.1, second)
+}

@@ -5,7 +5,7 @@
 //! `NEAR_TIE` (a near-tie that rounding can flip); such cases are printed.
 
 use engine::model::{LoadOptions, Model, SeqInput};
-use ferrite_tests::{model_path, reference, Model as TestModel};
+use ferrite_tests::{model_path, reference, top2, Model as TestModel};
 
 /// The reference was computed by llama.cpp on an AVX-512 machine, and these small
 /// models amplify last-bit differences of summation order: llama.cpp itself, the
@@ -19,20 +19,6 @@ const LOGIT_TOLERANCE: f64 = 0.5;
 /// A greedy divergence is accepted only where ferrite's own top-2 logits are this
 /// close: within the cross-machine noise above, so a near-tie either way.
 const NEAR_TIE: f32 = 0.1;
-
-fn argmax(l: &[f32]) -> (u32, f32, f32) {
-    let mut best = (0usize, f32::NEG_INFINITY);
-    let mut second = f32::NEG_INFINITY;
-    for (i, &v) in l.iter().enumerate() {
-        if v > best.1 {
-            second = best.1;
-            best = (i, v);
-        } else if v > second {
-            second = v;
-        }
-    }
-    (best.0 as u32, best.1, second)
-}
 
 /// The bounds above were measured with the AVX2 kernels; AVX-512 sums in another
 /// order, which moves these chaotic logits by as much again. Pin AVX2 (when the CPU
@@ -93,7 +79,7 @@ fn check_model(which: TestModel) {
 
         let mut got = Vec::new();
         for (step, &expected) in want.iter().enumerate() {
-            let (tok, top1, top2) = argmax(&logits);
+            let (tok, top1, top2) = top2(&logits);
             if tok != expected {
                 assert!(
                     top1 - top2 < NEAR_TIE,
