@@ -15,6 +15,11 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// Dot product of one weight row (`w` bytes) with one activation row (`a` bytes,
 /// already in the activation type); both hold `n` elements.
 pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+/// Every product of whole weight rows (`w`) with whole activation rows (`a`), each
+/// row `n` elements, into `out[token · rows + row]`; each output has exactly the
+/// bits `vec_dot` gives for it. For prefill: work that depends on one operand only
+/// (unpacking weights, converting scales) is done once per row or token.
+pub type TileFn = fn(n: usize, w: &[u8], a: &[u8], out: &mut [f32]);
 
 /// The kernels of one weight type at one ISA level.
 #[derive(Clone, Copy)]
@@ -28,6 +33,8 @@ pub struct TypeKernels {
     /// Converts f32 activations to `act` bytes.
     pub quantize_act: QuantizeFn,
     pub vec_dot: VecDotFn,
+    /// A faster way to compute many `vec_dot`s at once, where the level has one.
+    pub tile: Option<TileFn>,
 }
 
 impl std::fmt::Debug for TypeKernels {

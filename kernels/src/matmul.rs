@@ -283,7 +283,7 @@ pub fn matmul_group(parts: &mut [GroupPart<'_>], acts: &Activations) {
         let p = &parts[i];
         let r = r0..(r0 + rb).min(p.rows);
         tile(
-            p.k.vec_dot,
+            p.k,
             p.w,
             w_rows[i],
             outs[i].1,
@@ -326,11 +326,10 @@ fn run(
     y: &mut [f32],
 ) {
     debug_assert_eq!(act.len(), a_row * tokens);
-    let dot = k.vec_dot;
     let threads = rayon::current_num_threads();
     if threads == 1 || w.len().saturating_mul(tokens) < SERIAL_WORK {
         return tile(
-            dot,
+            k,
             w,
             w_row,
             rows,
@@ -369,7 +368,7 @@ fn run(
         let (b, t) = (task / n_tt, task % n_tt);
         let r = b * rb..((b + 1) * rb).min(rows);
         let ts = t * tt..((t + 1) * tt).min(tokens);
-        tile(dot, w, w_row, rows, cols, act, a_row, r, ts, out.get());
+        tile(k, w, w_row, rows, cols, act, a_row, r, ts, out.get());
     });
 }
 
@@ -379,12 +378,14 @@ const MICRO_BYTES: usize = 24 * 1024;
 
 /// Rows `r` × tokens `ts` of the product, written at `y[t·rows + r]`.
 ///
-/// Tokens go in micro-tiles of up to 16 that fit in L1 together; each weight row is
-/// then read from L2 once per micro-tile and reused from L1 for its tokens.
+/// With the level's tile kernel (several tokens): in one call per L1-sized token
+/// micro-tile set. Otherwise one `vec_dot` per cell, tokens in micro-tiles of up
+/// to 16 that fit in L1 together, so each weight row is read from L2 once per
+/// micro-tile and reused from L1 for its tokens.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile(
-    dot: crate::dispatch::VecDotFn,
+    k: &TypeKernels,
     w: &[u8],
     w_row: usize,
     rows: usize,
@@ -396,6 +397,24 @@ fn tile(
     y: *mut f32,
 ) {
     let wb = &w[r.start * w_row..r.end * w_row];
+    if let (Some(tile_fn), true) = (k.tile, ts.len() > 1) {
+        let n_rows = r.len();
+        TILE_OUT.with(|buf| {
+            let mut out = buf.take();
+            out.clear();
+            out.resize(n_rows * ts.len(), 0.0);
+            tile_fn(cols, wb, &act[ts.start * a_row..ts.end * a_row], &mut out);
+            for (j, t) in ts.clone().enumerate() {
+                for (i, &v) in out[j * n_rows..(j + 1) * n_rows].iter().enumerate() {
+                    // SAFETY: as below.
+                    unsafe { *y.add(t * rows + r.start + i) = v };
+                }
+            }
+            buf.set(out);
+        });
+        return;
+    }
+    let dot = k.vec_dot;
     let micro = (MICRO_BYTES / a_row.max(1)).clamp(1, 16);
     let mut t0 = ts.start;
     while t0 < ts.end {
@@ -412,6 +431,11 @@ fn tile(
         }
         t0 = t1;
     }
+}
+
+thread_local! {
+    // Per-thread output of a tile kernel before it is scattered into the result.
+    static TILE_OUT: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -474,7 +498,7 @@ mod tests {
             let col_choices: Vec<usize> = if blk == 1 {
                 vec![1, 7, 100, 259]
             } else {
-                vec![blk, 3 * blk, 7 * blk]
+                vec![blk, 3 * blk, 7 * blk, 19 * blk]
             };
             for &rows in &[1usize, 3, 17, 130] {
                 for &tokens in &[1usize, 2, 5, 33] {

@@ -23,6 +23,7 @@ pub(crate) fn kernels(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
         dequantize: dequantizer(dtype)?,
         quantize_act: copy_f32,
         vec_dot,
+        tile: None,
     })
 }
 

@@ -484,6 +484,7 @@ pub(crate) fn pick_kernels(
         dequantize,
         quantize_act: crate::kquants::q8k::quantizer_at(level),
         vec_dot,
+        tile: None,
     }
 }
 

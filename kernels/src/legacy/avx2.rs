@@ -23,6 +23,13 @@ pub(super) const KERNELS: LevelKernels = LevelKernels {
     q8_0,
     quantize_q8_0: quantize_q8_0_bytes,
     quantize_q8_1: quantize_q8_1_bytes,
+    tiles: Some(super::LevelTiles {
+        q4_0: super::avx2_tile::tile_q4_0,
+        q4_1: super::avx2_tile::tile_q4_1,
+        q5_0: super::avx2_tile::tile_q5_0,
+        q5_1: super::avx2_tile::tile_q5_1,
+        q8_0: super::avx2_tile::tile_q8_0,
+    }),
 };
 
 simd_wrappers! {
@@ -60,7 +67,7 @@ unsafe fn lane(s: __m256, k: usize) -> __m256 {
 /// A block's 4-bit quants as 32 bytes in element order.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn nibbles(q: &[u8; 16]) -> __m256i {
+pub(super) unsafe fn nibbles(q: &[u8; 16]) -> __m256i {
     let x = _mm_loadu_si128(q.as_ptr().cast());
     let y = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(x), _mm_srli_epi16::<4>(x));
     _mm256_and_si256(y, _mm256_set1_epi8(0x0F))
@@ -69,7 +76,7 @@ unsafe fn nibbles(q: &[u8; 16]) -> __m256i {
 /// Adds 16 to the bytes whose bit is set in `qh` (bit i = element i).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn high_bits(q: __m256i, qh: [u8; 4]) -> __m256i {
+pub(super) unsafe fn high_bits(q: __m256i, qh: [u8; 4]) -> __m256i {
     let v = _mm256_set1_epi32(i32::from_le_bytes(qh));
     // Byte i takes qh byte i / 8 and tests bit i % 8.
     let spread = _mm256_setr_epi8(
@@ -90,14 +97,14 @@ unsafe fn load(q: &[i8; QK]) -> __m256i {
 /// Σ u·s per group of four bytes (u unsigned ≤ 31, so the i16 pairs never saturate).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn dot_u(u: __m256i, s: __m256i) -> __m256i {
+pub(super) unsafe fn dot_u(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
 /// Σ (u − c)·s per group of four bytes (u, c unsigned ≤ 31).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn dot_biased(u: __m256i, s: __m256i, c: __m256i) -> __m256i {
+pub(super) unsafe fn dot_biased(u: __m256i, s: __m256i, c: __m256i) -> __m256i {
     let d = _mm256_sub_epi16(_mm256_maddubs_epi16(u, s), _mm256_maddubs_epi16(c, s));
     _mm256_madd_epi16(d, _mm256_set1_epi16(1))
 }
@@ -106,14 +113,14 @@ unsafe fn dot_biased(u: __m256i, s: __m256i, c: __m256i) -> __m256i {
 /// only for w = s = −128, which the Q8 quantizers never produce (as in ggml).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn dot_ss(w: __m256i, s: __m256i) -> __m256i {
+pub(super) unsafe fn dot_ss(w: __m256i, s: __m256i) -> __m256i {
     let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(s, w));
     _mm256_madd_epi16(p, _mm256_set1_epi16(1))
 }
 
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn accumulate(acc: &mut __m256, s: __m256, k: usize, sum: __m256i) {
+pub(super) unsafe fn accumulate(acc: &mut __m256, s: __m256, k: usize, sum: __m256i) {
     *acc = _mm256_fmadd_ps(lane(s, k), _mm256_cvtepi32_ps(sum), *acc);
 }
 
@@ -128,7 +135,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn finish(acc: [__m256; 4], ms: __m256) -> f32 {
+pub(super) unsafe fn finish(acc: [__m256; 4], ms: __m256) -> f32 {
     let a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     hsum(_mm256_add_ps(a, ms))
 }

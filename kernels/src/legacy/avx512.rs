@@ -29,6 +29,7 @@ pub(super) fn kernels(vnni: bool) -> LevelKernels {
             q8_0: q8_0_vnni,
             quantize_q8_0: quantize_q8_0_bytes,
             quantize_q8_1: quantize_q8_1_bytes,
+            tiles: None,
         }
     } else {
         LevelKernels {
@@ -40,6 +41,7 @@ pub(super) fn kernels(vnni: bool) -> LevelKernels {
             q8_0: q8_0_bw,
             quantize_q8_0: quantize_q8_0_bytes,
             quantize_q8_1: quantize_q8_1_bytes,
+            tiles: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::blocks::{as_blocks, Block, GgmlType, QK};
 use crate::cpu::Isa;
-use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels, VecDotFn};
+use crate::dispatch::{DequantizeFn, QuantizeFn, TileFn, TypeKernels, VecDotFn};
 
 /// Byte-level `VecDotFn` / `QuantizeFn` wrappers around a SIMD module's typed
 /// `unsafe` kernels. Each wrapper is private to its module and reachable only
@@ -67,6 +67,8 @@ pub(crate) fn pad8<T: bytemuck::Zeroable + Copy>(r: &[T]) -> [T; 8] {
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_tile;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -92,6 +94,17 @@ pub(crate) struct LevelKernels {
     pub q8_0: VecDotFn,
     pub quantize_q8_0: QuantizeFn,
     pub quantize_q8_1: QuantizeFn,
+    /// Prefill tiles per weight type, bit-identical to the dots above.
+    pub tiles: Option<LevelTiles>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct LevelTiles {
+    pub q4_0: TileFn,
+    pub q4_1: TileFn,
+    pub q5_0: TileFn,
+    pub q5_1: TileFn,
+    pub q8_0: TileFn,
 }
 
 const SCALAR: LevelKernels = LevelKernels {
@@ -118,6 +131,7 @@ const SCALAR: LevelKernels = LevelKernels {
     },
     quantize_q8_0: |x, y| reference::quantize_q8_0_act(x, blocks_mut(y)),
     quantize_q8_1: |x, y| reference::quantize_q8_1_act(x, blocks_mut(y)),
+    tiles: None,
 };
 
 /// The kernels of the best level at or below `isa` that this CPU runs.
@@ -143,12 +157,13 @@ pub(crate) fn level_kernels(isa: Isa) -> LevelKernels {
 
 pub(crate) fn kernels(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
     let k = level_kernels(isa);
-    let (act, quantize_act, vec_dot) = match dtype {
-        GgmlType::Q4_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q4_0),
-        GgmlType::Q4_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q4_1),
-        GgmlType::Q5_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q5_0),
-        GgmlType::Q5_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q5_1),
-        GgmlType::Q8_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q8_0),
+    let t = k.tiles;
+    let (act, quantize_act, vec_dot, tile) = match dtype {
+        GgmlType::Q4_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q4_0, t.map(|t| t.q4_0)),
+        GgmlType::Q4_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q4_1, t.map(|t| t.q4_1)),
+        GgmlType::Q5_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q5_0, t.map(|t| t.q5_0)),
+        GgmlType::Q5_1 => (GgmlType::Q8_1, k.quantize_q8_1, k.q5_1, t.map(|t| t.q5_1)),
+        GgmlType::Q8_0 => (GgmlType::Q8_0, k.quantize_q8_0, k.q8_0, t.map(|t| t.q8_0)),
         _ => return None,
     };
     Some(TypeKernels {
@@ -158,6 +173,7 @@ pub(crate) fn kernels(dtype: GgmlType, isa: Isa) -> Option<TypeKernels> {
         dequantize: dequantizer(dtype)?,
         quantize_act,
         vec_dot,
+        tile,
     })
 }
 

@@ -522,3 +522,63 @@ fn misaligned_weights_panic() {
 }
 
 const _: () = assert!(<BlockQ8_1 as Block>::LEN == QK);
+
+/// Prefill tiles give exactly vec_dot's bits for every (row, token), whatever the
+/// block count (whole groups of eight and tails), including all-zero rows and
+/// tokens and rows at the quantizers' extremes.
+#[test]
+fn tiles_equal_vec_dot_bit_for_bit() {
+    let mut rng = Rng::new(7);
+    let mut tested = 0;
+    for isa in cpu::supported_levels() {
+        for t in WEIGHT_TYPES {
+            let k = kernels_at(t, isa).unwrap();
+            let Some(tile) = k.tile else { continue };
+            for &nb in &[1usize, 7, 8, 9, 16, 19, 28] {
+                let n = nb * QK;
+                for &(rows, tokens) in &[(1usize, 2usize), (3, 5), (7, 17)] {
+                    let (wb, ab) = (t.row_bytes(n).unwrap(), k.act.row_bytes(n).unwrap());
+                    let mut w = Row::new(t, n * rows);
+                    let mut a = Row::new(k.act, n * tokens);
+                    for r in 0..rows {
+                        let mut v = rng.weights(n);
+                        match r % 3 {
+                            0 => v.iter_mut().for_each(|x| *x = 0.0),
+                            1 => v.iter_mut().for_each(|x| *x = x.signum() * 1e3),
+                            _ => {}
+                        }
+                        dispatch::quantizer(t).unwrap()(&v, &mut w.bytes_mut()[r * wb..][..wb]);
+                    }
+                    for tk in 0..tokens {
+                        let mut v = rng.weights(n);
+                        if tk == 1 {
+                            v.iter_mut().for_each(|x| *x = 0.0);
+                        }
+                        (k.quantize_act)(&v, &mut a.bytes_mut()[tk * ab..][..ab]);
+                    }
+                    let mut out = vec![f32::NAN; rows * tokens];
+                    tile(n, w.bytes(), a.bytes(), &mut out);
+                    for tk in 0..tokens {
+                        for r in 0..rows {
+                            let want = (k.vec_dot)(
+                                n,
+                                &w.bytes()[r * wb..][..wb],
+                                &a.bytes()[tk * ab..][..ab],
+                            );
+                            let got = out[tk * rows + r];
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{t} {isa} nb={nb} row {r} token {tk}: {got} vs {want}"
+                            );
+                        }
+                    }
+                    tested += 1;
+                }
+            }
+        }
+    }
+    if cpu::has_avx2() {
+        assert!(tested > 0, "AVX2 has tiles but none was tested");
+    }
+}

@@ -28,6 +28,7 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
         dequantize: dequantize_bytes,
         quantize_act: super::q8k::quantize_bytes,
         vec_dot,
+        tile: None,
     })
 }
 

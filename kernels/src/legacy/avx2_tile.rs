@@ -1,0 +1,272 @@
+//! AVX2 prefill tiles: a block of weight rows times a tile of tokens, each output
+//! bit-identical to the `avx2` vec_dot of that row and token.
+//!
+//! Most of vec_dot's work depends on one operand only: unpacking 4/5-bit quants
+//! and gathering f16 scales into vectors. A tile does that once per weight row and
+//! once per token, then runs per (row, token) pair only the integer block dot, the
+//! scale product and the accumulation — the same operations in the same order as
+//! vec_dot (same lanes, same four accumulators, same final sum), so a product does
+//! not depend on how many tokens were batched with it.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+use half::f16;
+
+use super::avx2::{accumulate, dot_biased, dot_ss, dot_u, finish, high_bits, nibbles};
+use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
+
+/// Blocks per scale vector, as in vec_dot's `for_groups!`.
+const GROUP: usize = 8;
+/// Activation bytes of one token micro-tile, kept in L1 while each weight row of
+/// the tile meets all of its tokens.
+const MICRO_BYTES: usize = 24 * 1024;
+
+/// How a weight block's 32 unpacked bytes meet the activation quants (a const
+/// generic, so each type's inner loop is compiled without branches):
+/// unsigned quants with an implicit offset of 8 (Q4_0) or 16 (Q5_0): Σ (u − c)·a;
+const BIASED_8: u8 = 0;
+const BIASED_16: u8 = 1;
+/// signed quants (Q8_0);
+const SIGNED: u8 = 2;
+/// unsigned quants plus a per-block minimum times the activation sum (Q4_1, Q5_1).
+const MIN: u8 = 3;
+
+/// Per-thread buffers reused across tiles.
+#[derive(Default)]
+struct Scratch {
+    /// Unpacked weight quants, 32 bytes per block, rows × blocks.
+    q: Vec<u8>,
+    /// Weight scales and minimums as f32, rows × blocks padded to whole groups with 0.
+    wd: Vec<f32>,
+    wm: Vec<f32>,
+    /// Activation scales and sums as f32, tokens × padded blocks.
+    ad: Vec<f32>,
+    asum: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The parts of an activation block (Q8_0 or Q8_1) a tile reads.
+trait ActBlock: Copy {
+    fn d(&self) -> f16;
+    /// The block's `d · Σ q` (Q8_1); unused for Q8_0.
+    fn s(&self) -> f16;
+    fn qs(&self) -> &[i8; QK];
+}
+
+impl ActBlock for BlockQ8_0 {
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn s(&self) -> f16 {
+        f16::ZERO
+    }
+    fn qs(&self) -> &[i8; QK] {
+        &self.qs
+    }
+}
+
+impl ActBlock for BlockQ8_1 {
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn s(&self) -> f16 {
+        self.s
+    }
+    fn qs(&self) -> &[i8; QK] {
+        &self.qs
+    }
+}
+
+/// Fills `dst` (`blocks.len()` rows of `padded` values) with `f(block)` as f32,
+/// each row's tail zero.
+fn scales<B>(blocks: &[B], nb: usize, padded: usize, dst: &mut Vec<f32>, f: impl Fn(&B) -> f16) {
+    dst.clear();
+    dst.resize(blocks.len() / nb * padded, 0.0);
+    for (row, out) in blocks.chunks_exact(nb).zip(dst.chunks_exact_mut(padded)) {
+        for (b, o) in row.iter().zip(out.iter_mut()) {
+            *o = f(b).to_f32();
+        }
+    }
+}
+
+/// The products of one row with `T` tokens: `q`/`wd`/`wm` the row's unpacked
+/// blocks and padded scales, `a[t]`/`ad[t]`/`asum[t]` token t's blocks and padded
+/// scales. Two tokens at a time share the row's loads and loop overhead.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
+    q: &[[u8; QK]],
+    wd: &[f32],
+    wm: &[f32],
+    a: [&[A]; T],
+    ad: [&[f32]; T],
+    asum: [&[f32]; T],
+) -> [f32; T] {
+    let nb = q.len();
+    let padded = nb.next_multiple_of(GROUP);
+    assert!(wd.len() == padded && (KIND != MIN || wm.len() == padded));
+    for t in 0..T {
+        assert!(a[t].len() == nb && ad[t].len() == padded);
+        assert!(KIND != MIN || asum[t].len() == padded);
+    }
+    let c = _mm256_set1_epi8(if KIND == BIASED_8 { 8 } else { 16 });
+    // SAFETY (loads below): b < nb = q.len() = a[t].len() and o + 8 ≤ padded, the
+    // length of every scale slice read (asserted above; the loops keep b < nb).
+    let load_q = |b: usize| unsafe { _mm256_loadu_si256(q.as_ptr().add(b).cast()) };
+    let load_a = |t: usize, b: usize| unsafe {
+        _mm256_loadu_si256(a[t].get_unchecked(b).qs().as_ptr().cast())
+    };
+    let load8 = |p: &[f32], o: usize| unsafe { _mm256_loadu_ps(p.as_ptr().add(o)) };
+    let dot = |u: __m256i, s: __m256i| match KIND {
+        BIASED_8 | BIASED_16 => dot_biased(u, s, c),
+        SIGNED => dot_ss(u, s),
+        _ => dot_u(u, s),
+    };
+    let mut acc = [[_mm256_setzero_ps(); 4]; T];
+    let mut ms = [_mm256_setzero_ps(); T];
+    let groups = nb.div_ceil(GROUP);
+    for g in 0..groups {
+        let o = g * GROUP;
+        let (w8, m8) = (
+            load8(wd, o),
+            if KIND == MIN { load8(wm, o) } else { w8_zero() },
+        );
+        let s: [__m256; T] = std::array::from_fn(|t| _mm256_mul_ps(w8, load8(ad[t], o)));
+        if KIND == MIN {
+            // A padded tail adds 0·0, as vec_dot's zero blocks do.
+            for t in 0..T {
+                ms[t] = _mm256_fmadd_ps(m8, load8(asum[t], o), ms[t]);
+            }
+        }
+        // A constant loop, so the accumulators stay in registers. vec_dot's
+        // zero-padded blocks add +0 to accumulators that are never −0, so skipping
+        // the tail's missing blocks gives the same bits.
+        let whole = o + GROUP <= nb;
+        for k in 0..GROUP {
+            if whole || o + k < nb {
+                let u = load_q(o + k);
+                for t in 0..T {
+                    accumulate(&mut acc[t][k % 4], s[t], k, dot(u, load_a(t, o + k)));
+                }
+            }
+        }
+    }
+    std::array::from_fn(|t| finish(acc[t], ms[t]))
+}
+
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn w8_zero() -> __m256 {
+    _mm256_setzero_ps()
+}
+
+/// The tile for weight block type `W`: unpack every row once, convert every
+/// token's scales once, then all (row, token) dots, tokens in L1-sized micro-tiles.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const KIND: u8, W: Copy, A: ActBlock>(
+    nb: usize,
+    w: &[W],
+    a: &[A],
+    out: &mut [f32],
+    unpack: impl Fn(&W) -> __m256i,
+    d: impl Fn(&W) -> f16,
+    m: impl Fn(&W) -> f16,
+    s: &mut Scratch,
+) {
+    let rows = w.len() / nb;
+    let tokens = a.len() / nb;
+    let padded = nb.next_multiple_of(GROUP);
+    s.q.clear();
+    s.q.resize(w.len() * QK, 0);
+    for (b, dst) in w.iter().zip(s.q.chunks_exact_mut(QK)) {
+        _mm256_storeu_si256(dst.as_mut_ptr().cast(), unpack(b));
+    }
+    scales(w, nb, padded, &mut s.wd, &d);
+    scales(a, nb, padded, &mut s.ad, |b| b.d());
+    if KIND == MIN {
+        scales(w, nb, padded, &mut s.wm, &m);
+        scales(a, nb, padded, &mut s.asum, |b| b.s());
+    }
+    let q: &[[u8; QK]] = bytemuck::cast_slice(&s.q);
+    let micro = (MICRO_BYTES / (nb * std::mem::size_of::<A>())).clamp(1, 16);
+    let no_min: &[f32] = &[];
+    let mut t0 = 0;
+    while t0 < tokens {
+        let t1 = (t0 + micro).min(tokens);
+        for r in 0..rows {
+            let (wq, wd) = (&q[r * nb..][..nb], &s.wd[r * padded..][..padded]);
+            let wm = if KIND == MIN {
+                &s.wm[r * padded..][..padded]
+            } else {
+                no_min
+            };
+            let token = |t: usize| {
+                let asum: &[f32] = if KIND == MIN {
+                    &s.asum[t * padded..][..padded]
+                } else {
+                    no_min
+                };
+                (&a[t * nb..][..nb], &s.ad[t * padded..][..padded], asum)
+            };
+            let mut t = t0;
+            while t + 2 <= t1 {
+                let ((a0, d0, s0), (a1, d1, s1)) = (token(t), token(t + 1));
+                let [y0, y1] = dot_row::<KIND, A, 2>(wq, wd, wm, [a0, a1], [d0, d1], [s0, s1]);
+                out[t * rows + r] = y0;
+                out[(t + 1) * rows + r] = y1;
+                t += 2;
+            }
+            if t < t1 {
+                let (a0, d0, s0) = token(t);
+                [out[t * rows + r]] = dot_row::<KIND, A, 1>(wq, wd, wm, [a0], [d0], [s0]);
+            }
+        }
+        t0 = t1;
+    }
+}
+
+/// Byte-level [`crate::dispatch::TileFn`]s. Reachable only through the AVX2
+/// `LevelKernels`, handed out after run-time detection found AVX2, FMA and F16C.
+macro_rules! tile_wrappers {
+    ($($name:ident: $W:ty, $A:ty, $kind:expr, |$b:ident| $unpack:expr, $m:expr;)*) => {
+        $(pub(super) fn $name(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+            let (w, a) = (super::blocks::<$W>(w), super::blocks::<$A>(a));
+            let nb = n / QK;
+            assert!(
+                n > 0 && n % QK == 0 && w.len() % nb == 0 && a.len() % nb == 0,
+                "tile {}: {n} columns do not fit {} weight and {} activation blocks",
+                stringify!($name), w.len(), a.len()
+            );
+            assert_eq!(out.len(), (w.len() / nb) * (a.len() / nb), "tile {}: output size", stringify!($name));
+            SCRATCH.with(|s| {
+                let s = &mut *s.borrow_mut();
+                // SAFETY: see `tile_wrappers`; every slice length was checked above.
+                unsafe {
+                    tile::<{ $kind }, _, _>(
+                        nb,
+                        w,
+                        a,
+                        out,
+                        |$b: &$W| $unpack,
+                        |b: &$W| b.d,
+                        $m,
+                        s,
+                    )
+                }
+            })
+        })*
+    };
+}
+
+tile_wrappers! {
+    tile_q4_0: BlockQ4_0, BlockQ8_0, BIASED_8, |b| nibbles(&b.qs), |_: &BlockQ4_0| f16::ZERO;
+    tile_q5_0: BlockQ5_0, BlockQ8_0, BIASED_16, |b| high_bits(nibbles(&b.qs), b.qh), |_: &BlockQ5_0| f16::ZERO;
+    tile_q8_0: BlockQ8_0, BlockQ8_0, SIGNED, |b| _mm256_loadu_si256(b.qs.as_ptr().cast()), |_: &BlockQ8_0| f16::ZERO;
+    tile_q4_1: BlockQ4_1, BlockQ8_1, MIN, |b| nibbles(&b.qs), |b: &BlockQ4_1| b.m;
+    tile_q5_1: BlockQ5_1, BlockQ8_1, MIN, |b| high_bits(nibbles(&b.qs), b.qh), |b: &BlockQ5_1| b.m;
+}
