@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use half::f16;
 
-use super::avx2::{accumulate, dot_biased, dot_ss, dot_u, finish, high_bits, nibbles};
+use super::avx2::{accumulate, dot_ss, dot_u, finish, high_bits, nibbles};
 use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 
 /// Blocks per scale vector, as in vec_dot's `for_groups!`.
@@ -43,6 +43,9 @@ struct Scratch {
     /// Activation scales and sums as f32, tokens × padded blocks.
     ad: Vec<f32>,
     asum: Vec<f32>,
+    /// For offset kinds: `maddubs(c, a)` of every activation block, tokens × blocks,
+    /// so a (row, token) block dot needs one `maddubs` instead of vec_dot's two.
+    bias: Vec<[i16; 16]>,
 }
 
 thread_local! {
@@ -105,6 +108,7 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
     a: [&[A]; T],
     ad: [&[f32]; T],
     asum: [&[f32]; T],
+    bias: [&[[i16; 16]]; T],
 ) -> [f32; T] {
     let nb = q.len();
     let padded = nb.next_multiple_of(GROUP);
@@ -112,8 +116,8 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
     for t in 0..T {
         assert!(a[t].len() == nb && ad[t].len() == padded);
         assert!(KIND != MIN || asum[t].len() == padded);
+        assert!((KIND != BIASED_8 && KIND != BIASED_16) || bias[t].len() == nb);
     }
-    let c = _mm256_set1_epi8(if KIND == BIASED_8 { 8 } else { 16 });
     // SAFETY (loads below): b < nb = q.len() = a[t].len() and o + 8 ≤ padded, the
     // length of every scale slice read (asserted above; the loops keep b < nb).
     let load_q = |b: usize| unsafe { _mm256_loadu_si256(q.as_ptr().add(b).cast()) };
@@ -121,10 +125,20 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
         _mm256_loadu_si256(a[t].get_unchecked(b).qs().as_ptr().cast())
     };
     let load8 = |p: &[f32], o: usize| unsafe { _mm256_loadu_ps(p.as_ptr().add(o)) };
-    let dot = |u: __m256i, s: __m256i| match KIND {
-        BIASED_8 | BIASED_16 => dot_biased(u, s, c),
-        SIGNED => dot_ss(u, s),
-        _ => dot_u(u, s),
+    let ones = _mm256_set1_epi16(1);
+    // The same integers as vec_dot's `dot_biased(u, s, c)`, with `maddubs(c, s)`
+    // taken from `bias`.
+    let dot = |t: usize, b: usize, u: __m256i| {
+        let s = load_a(t, b);
+        match KIND {
+            BIASED_8 | BIASED_16 => {
+                // SAFETY: b < nb = bias[t].len() (asserted above).
+                let cs = unsafe { _mm256_loadu_si256(bias[t].as_ptr().add(b).cast()) };
+                _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, s), cs), ones)
+            }
+            SIGNED => dot_ss(u, s),
+            _ => dot_u(u, s),
+        }
     };
     let mut acc = [[_mm256_setzero_ps(); 4]; T];
     let mut ms = [_mm256_setzero_ps(); T];
@@ -150,7 +164,7 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
             if whole || o + k < nb {
                 let u = load_q(o + k);
                 for t in 0..T {
-                    accumulate(&mut acc[t][k % 4], s[t], k, dot(u, load_a(t, o + k)));
+                    accumulate(&mut acc[t][k % 4], s[t], k, dot(t, o + k, u));
                 }
             }
         }
@@ -192,9 +206,20 @@ unsafe fn tile<const KIND: u8, W: Copy, A: ActBlock>(
         scales(w, nb, padded, &mut s.wm, &m);
         scales(a, nb, padded, &mut s.asum, |b| b.s());
     }
+    s.bias.clear();
+    if KIND == BIASED_8 || KIND == BIASED_16 {
+        let c = _mm256_set1_epi8(if KIND == BIASED_8 { 8 } else { 16 });
+        s.bias.resize(a.len(), [0; 16]);
+        for (blk, dst) in a.iter().zip(s.bias.iter_mut()) {
+            let q = _mm256_loadu_si256(blk.qs().as_ptr().cast());
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm256_maddubs_epi16(c, q));
+        }
+    }
     let q: &[[u8; QK]] = bytemuck::cast_slice(&s.q);
-    let micro = (MICRO_BYTES / (nb * std::mem::size_of::<A>())).clamp(1, 16);
+    let per_token = nb * (std::mem::size_of::<A>() + if s.bias.is_empty() { 0 } else { 32 });
+    let micro = (MICRO_BYTES / per_token).clamp(1, 16);
     let no_min: &[f32] = &[];
+    let no_bias: &[[i16; 16]] = &[];
     let mut t0 = 0;
     while t0 < tokens {
         let t1 = (t0 + micro).min(tokens);
@@ -211,19 +236,30 @@ unsafe fn tile<const KIND: u8, W: Copy, A: ActBlock>(
                 } else {
                     no_min
                 };
-                (&a[t * nb..][..nb], &s.ad[t * padded..][..padded], asum)
+                let bias = if s.bias.is_empty() {
+                    no_bias
+                } else {
+                    &s.bias[t * nb..][..nb]
+                };
+                (
+                    &a[t * nb..][..nb],
+                    &s.ad[t * padded..][..padded],
+                    asum,
+                    bias,
+                )
             };
             let mut t = t0;
             while t + 2 <= t1 {
-                let ((a0, d0, s0), (a1, d1, s1)) = (token(t), token(t + 1));
-                let [y0, y1] = dot_row::<KIND, A, 2>(wq, wd, wm, [a0, a1], [d0, d1], [s0, s1]);
+                let ((a0, d0, s0, b0), (a1, d1, s1, b1)) = (token(t), token(t + 1));
+                let [y0, y1] =
+                    dot_row::<KIND, A, 2>(wq, wd, wm, [a0, a1], [d0, d1], [s0, s1], [b0, b1]);
                 out[t * rows + r] = y0;
                 out[(t + 1) * rows + r] = y1;
                 t += 2;
             }
             if t < t1 {
-                let (a0, d0, s0) = token(t);
-                [out[t * rows + r]] = dot_row::<KIND, A, 1>(wq, wd, wm, [a0], [d0], [s0]);
+                let (a0, d0, s0, b0) = token(t);
+                [out[t * rows + r]] = dot_row::<KIND, A, 1>(wq, wd, wm, [a0], [d0], [s0], [b0]);
             }
         }
         t0 = t1;
