@@ -462,19 +462,20 @@ pub(crate) fn pick_kernels(
     use crate::cpu::{self, Isa};
     let mut level = Isa::Scalar;
     let mut vec_dot = dots.scalar;
+    let mut tile = None;
     if isa >= Isa::Avx2 && cpu::has_avx2() {
         if let Some(f) = dots.avx2 {
-            (level, vec_dot) = (Isa::Avx2, f);
+            (level, vec_dot, tile) = (Isa::Avx2, f, dots.avx2_tile);
         }
     }
     if isa >= Isa::Avx512 && cpu::has_avx512_vnni() {
         if let Some(f) = dots.avx512 {
-            (level, vec_dot) = (Isa::Avx512, f);
+            (level, vec_dot, tile) = (Isa::Avx512, f, None);
         }
     }
     if isa >= Isa::Neon && cpu::has_neon() {
         if let Some(f) = dots.neon {
-            (level, vec_dot) = (Isa::Neon, f);
+            (level, vec_dot, tile) = (Isa::Neon, f, None);
         }
     }
     crate::dispatch::TypeKernels {
@@ -484,7 +485,7 @@ pub(crate) fn pick_kernels(
         dequantize,
         quantize_act: crate::kquants::q8k::quantizer_at(level),
         vec_dot,
-        tile: None,
+        tile,
     }
 }
 
@@ -492,6 +493,8 @@ pub(crate) fn pick_kernels(
 pub(crate) struct DotFns {
     pub scalar: crate::dispatch::VecDotFn,
     pub avx2: Option<crate::dispatch::VecDotFn>,
+    /// Prefill tiles bit-identical to `avx2`.
+    pub avx2_tile: Option<crate::dispatch::TileFn>,
     /// AVX-512 with VNNI.
     pub avx512: Option<crate::dispatch::VecDotFn>,
     pub neon: Option<crate::dispatch::VecDotFn>,

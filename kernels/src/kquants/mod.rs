@@ -7,6 +7,8 @@ use crate::blocks::GgmlType;
 use crate::cpu::Isa;
 use crate::dispatch::{DequantizeFn, QuantizeFn, TypeKernels};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2_tile;
 pub(crate) mod common;
 pub mod q2k;
 pub mod q3k;

@@ -165,6 +165,10 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
     );
     #[cfg(not(target_arch = "x86_64"))]
     let (avx2, avx512) = (None, None);
+    #[cfg(target_arch = "x86_64")]
+    let avx2_tile = Some(super::avx2_tile::tile_q4k as crate::dispatch::TileFn);
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2_tile = None;
     #[cfg(target_arch = "aarch64")]
     let neon = Some(neon::dot as crate::dispatch::VecDotFn);
     #[cfg(not(target_arch = "aarch64"))]
@@ -176,6 +180,7 @@ pub(crate) fn kernels(isa: Isa) -> Option<TypeKernels> {
         DotFns {
             scalar: dot_scalar,
             avx2,
+            avx2_tile,
             avx512,
             neon,
         },
