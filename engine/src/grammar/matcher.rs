@@ -96,15 +96,21 @@ impl Matcher {
             out: Vec::new(),
         };
         m.reset_tables();
-        let seeds: Vec<(u32, u32)> = m.g.rules[m.g.root as usize]
-            .iter()
-            .map(|&a| (a, NIL))
-            .collect();
-        m.state = m.closure(&seeds)?;
+        m.reset()?;
         if m.state == DEAD {
             return Err(GrammarError::new("the grammar matches nothing"));
         }
         Ok(m)
+    }
+
+    /// Back to the start of the input (the caches are kept).
+    pub fn reset(&mut self) -> Result<()> {
+        let seeds: Vec<(u32, u32)> = self.g.rules[self.g.root as usize]
+            .iter()
+            .map(|&a| (a, NIL))
+            .collect();
+        self.state = self.closure(&seeds)?;
+        Ok(())
     }
 
     fn reset_tables(&mut self) {

@@ -205,6 +205,11 @@ impl Constraint {
         self.m.is_finished()
     }
 
+    /// Back to the start of the output (the caches are kept).
+    pub fn reset(&mut self) -> Result<()> {
+        self.m.reset()
+    }
+
     pub fn matcher(&self) -> &Matcher {
         &self.m
     }
@@ -220,6 +225,11 @@ impl Constraint {
         }
         let s = self.m.run(self.m.state(), p)?;
         Ok(s != DEAD)
+    }
+
+    /// Advances over raw output bytes if the grammar allows them all (else unchanged).
+    pub fn accept_bytes(&mut self, bytes: &[u8]) -> Result<bool> {
+        self.m.accept_bytes(bytes)
     }
 
     /// Advances over `tok`; an error if the grammar does not allow it.
