@@ -61,6 +61,10 @@ fn check_against_brute_force(m: Model) {
                 continue;
             }
             let p = tok.token_to_piece(id, false);
+            let blank = p.iter().all(|b| b" \t\n\r".contains(b));
+            if complete && blank {
+                continue;
+            }
             if !p.is_empty() && m.can_accept(p).unwrap() {
                 want.push(id);
             }

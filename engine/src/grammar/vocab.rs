@@ -35,6 +35,8 @@ pub struct TokenVocab {
     offsets: Vec<u32>,
     bytes: Vec<u8>,
     eog: Vec<u32>,
+    /// Tokens made of whitespace only (bitset).
+    blank: Vec<u64>,
 }
 
 impl TokenVocab {
@@ -137,7 +139,15 @@ impl TokenVocab {
             depth: 0,
             byte: 0,
         });
+        let mut blank = vec![0u64; n_vocab.div_ceil(64)];
+        for id in 0..n_vocab {
+            let p = &bytes[offsets[id] as usize..offsets[id + 1] as usize];
+            if !p.is_empty() && p.iter().all(|b| b" \t\n\r".contains(b)) {
+                blank[id >> 6] |= 1 << (id & 63);
+            }
+        }
         TokenVocab {
+            blank,
             n_vocab,
             nodes,
             toks,
@@ -173,9 +183,17 @@ impl TokenVocab {
     fn is_eog(&self, id: u32) -> bool {
         self.eog.contains(&id)
     }
+
+    fn is_blank(&self, id: u32) -> bool {
+        self.blank
+            .get(id as usize >> 6)
+            .is_some_and(|w| w >> (id & 63) & 1 == 1)
+    }
 }
 
-/// One sequence's grammar constraint over a vocabulary.
+/// One sequence's grammar constraint over a vocabulary. Output follows the grammar, except
+/// that no whitespace-only token is offered once the output is complete (it could only be
+/// trailing whitespace; the sequence ends instead).
 #[derive(Debug)]
 pub struct Constraint {
     m: Matcher,
@@ -220,7 +238,7 @@ impl Constraint {
             return Ok(self.m.is_complete());
         }
         let p = self.vocab.piece(tok);
-        if p.is_empty() {
+        if p.is_empty() || (self.m.is_complete() && self.vocab.is_blank(tok)) {
             return Ok(false);
         }
         let s = self.m.run(self.m.state(), p)?;
@@ -274,6 +292,10 @@ impl Constraint {
             i += 1;
         }
         if self.m.is_complete() {
+            // Once the value is complete, whitespace could only trail it: end instead.
+            for (w, b) in self.mask.iter_mut().zip(&self.vocab.blank) {
+                *w &= !b;
+            }
             for &t in &self.vocab.eog {
                 self.mask[t as usize >> 6] |= 1 << (t & 63);
             }
