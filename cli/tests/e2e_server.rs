@@ -341,7 +341,7 @@ fn clients_and_cli_against_the_real_server() {
         ),
     );
 
-    s.python(&["models", "generate", "openai"]);
+    s.python(&["models", "generate", "openai", "format"]);
 
     // The CLI verbs against the same server.
     let list = s.cli_ok(&["list"]);
