@@ -65,6 +65,11 @@ pub struct Matcher {
     /// `sets.len() * n_byte_classes` cached transitions.
     trans: Vec<u32>,
     state: u32,
+    /// Bumped whenever the tables are rebuilt (state ids change meaning).
+    epoch: u64,
+    /// Copies of the grammar's byte classes, next to `trans` for the hot loop.
+    nc: usize,
+    byte_class: [u8; 256],
     // Scratch buffers of `closure`.
     work: Vec<(u32, u32)>,
     seen: FxMap<(u32, u32), ()>,
@@ -84,6 +89,8 @@ impl std::fmt::Debug for Matcher {
 impl Matcher {
     pub fn new(g: Arc<Grammar>) -> Result<Matcher> {
         let mut m = Matcher {
+            nc: g.n_byte_classes,
+            byte_class: g.byte_class,
             g,
             frames: Vec::new(),
             frame_ids: FxMap::default(),
@@ -91,6 +98,7 @@ impl Matcher {
             set_ids: FxMap::default(),
             trans: Vec::new(),
             state: DEAD,
+            epoch: 0,
             work: Vec::new(),
             seen: FxMap::default(),
             out: Vec::new(),
@@ -114,6 +122,7 @@ impl Matcher {
     }
 
     fn reset_tables(&mut self) {
+        self.epoch += 1;
         self.frames.clear();
         self.frame_ids.clear();
         self.sets.clear();
@@ -142,7 +151,12 @@ impl Matcher {
 
     /// Complete, and no byte can follow.
     pub fn is_finished(&self) -> bool {
-        &*self.sets[self.state as usize] == [ACCEPT]
+        *self.sets[self.state as usize] == [ACCEPT]
+    }
+
+    /// Changes whenever state ids are invalidated (the caches were rebuilt).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Number of cached states (for tests and diagnostics).
@@ -179,7 +193,7 @@ impl Matcher {
     /// The state after `b` from state `s` (`DEAD` if `b` cannot follow).
     #[inline]
     pub(crate) fn step(&mut self, s: u32, b: u8) -> Result<u32> {
-        let idx = s as usize * self.g.n_byte_classes + self.g.byte_class[b as usize] as usize;
+        let idx = s as usize * self.nc + self.byte_class[b as usize] as usize;
         let t = self.trans[idx];
         if t != UNKNOWN {
             return Ok(t);

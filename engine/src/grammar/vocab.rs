@@ -8,10 +8,43 @@ use super::matcher::DEAD;
 use super::{Grammar, GrammarError, Matcher, Result};
 use crate::sampler::Sampler;
 use crate::tokenizer::{attr, Tokenizer};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Tokens longer than this (bytes) are never offered under a grammar.
 const MAX_TOKEN_BYTES: usize = 1024;
+
+/// Coarse byte categories (bit per category) for the subtree summaries: the specials of
+/// JSON get their own, the rest are grouped. Coarse is safe: a subtree is taken whole only
+/// when every byte of each of its categories keeps the state unchanged.
+fn category(b: u8) -> u32 {
+    let c = match b {
+        b'\t' | b'\r' => 1,
+        b'\n' => 2,
+        0..=0x1F => 0,
+        b' ' => 3,
+        b'"' => 4,
+        b'\\' => 5,
+        b'0'..=b'9' => 6,
+        b'e' | b'E' => 9,
+        b'a'..=b'z' => 7,
+        b'A'..=b'Z' => 8,
+        b'{' => 10,
+        b'}' => 11,
+        b'[' => 12,
+        b']' => 13,
+        b',' => 14,
+        b':' => 15,
+        b'-' => 16,
+        b'+' => 17,
+        b'.' => 18,
+        0x7F => 20,
+        0x80..=0xBF => 21,
+        0xC0..=0xFF => 22,
+        _ => 19,
+    };
+    1 << c
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Node {
@@ -29,6 +62,8 @@ pub struct TokenVocab {
     /// Length of the logits (the model's vocabulary, which may exceed the tokenizer's).
     n_vocab: usize,
     nodes: Vec<Node>,
+    /// Per node: the categories of the bytes in its subtree (its own byte included).
+    cats: Vec<u32>,
     toks: Vec<u32>,
     max_depth: usize,
     /// Bytes of each token (empty: never allowed), as offsets into `bytes`.
@@ -139,6 +174,18 @@ impl TokenVocab {
             depth: 0,
             byte: 0,
         });
+        // Subtree summaries, children before parents (reverse preorder).
+        let n = nodes.len() - 1;
+        let mut cats = vec![0u32; n];
+        for i in (1..n).rev() {
+            let mut c = category(nodes[i].byte);
+            let mut child = i + 1;
+            while child < nodes[i].skip as usize {
+                c |= cats[child];
+                child = nodes[child].skip as usize;
+            }
+            cats[i] = c;
+        }
         let mut blank = vec![0u64; n_vocab.div_ceil(64)];
         for id in 0..n_vocab {
             let p = &bytes[offsets[id] as usize..offsets[id + 1] as usize];
@@ -150,6 +197,7 @@ impl TokenVocab {
             blank,
             n_vocab,
             nodes,
+            cats,
             toks,
             max_depth,
             offsets,
@@ -200,7 +248,17 @@ pub struct Constraint {
     vocab: Arc<TokenVocab>,
     mask: Vec<u64>,
     states: Vec<u32>,
+    /// Masks of recently seen states: inside a string or a run of digits the state repeats
+    /// from token to token, and so does the mask. Keyed by (matcher epoch, state).
+    cache: HashMap<(u64, u32), Box<[u64]>>,
+    /// Per state id: the byte categories all of whose bytes loop back to the state (bit 63:
+    /// computed), valid for `loops_epoch`.
+    loops: Vec<u64>,
+    loops_epoch: u64,
 }
+
+/// Masks remembered per constraint (each is `n_vocab / 8` bytes: 32 KiB for 262k tokens).
+const MASK_CACHE: usize = 32;
 
 impl Constraint {
     pub fn new(grammar: Arc<Grammar>, vocab: Arc<TokenVocab>) -> Result<Constraint> {
@@ -210,6 +268,9 @@ impl Constraint {
             mask: vec![0; words],
             states: vec![DEAD; vocab.max_depth + 1],
             vocab,
+            cache: HashMap::new(),
+            loops: Vec::new(),
+            loops_epoch: 0,
         })
     }
 
@@ -272,21 +333,54 @@ impl Constraint {
     /// The allowed-token bitset for the next position (bit `i % 64` of word `i / 64`).
     pub fn mask(&mut self) -> Result<&[u64]> {
         self.m.compact();
+        let key = (self.m.epoch(), self.m.state());
+        if let Some(m) = self.cache.get(&key) {
+            self.mask.copy_from_slice(m);
+            return Ok(&self.mask);
+        }
+        self.mask_uncached()?;
+        if self.cache.len() >= MASK_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(key, self.mask.as_slice().into());
+        Ok(&self.mask)
+    }
+
+    /// [`Constraint::mask`] computed by walking the vocabulary trie, never from the
+    /// per-state cache (what a step costs when its state is new).
+    pub fn mask_uncached(&mut self) -> Result<&[u64]> {
+        self.m.compact();
         self.mask.fill(0);
-        let nodes = &self.vocab.nodes;
+        if self.loops_epoch != self.m.epoch() {
+            self.loops.clear();
+            self.loops_epoch = self.m.epoch();
+        }
+        let vocab = self.vocab.clone();
+        let (nodes, cats, toks) = (&vocab.nodes, &vocab.cats, &vocab.toks);
         let n = nodes.len() - 1;
         self.states[0] = self.m.state();
         let mut i = 1;
         while i < n {
             let node = nodes[i];
             let d = node.depth as usize;
-            let s = self.m.step(self.states[d - 1], node.byte)?;
+            let parent = self.states[d - 1];
+            // A subtree whose bytes all keep the state where it is (the inside of a string,
+            // mostly): every token in it is allowed, no need to walk it.
+            if cats[i] & !self.loop_categories(parent)? == 0 {
+                let end = node.skip as usize;
+                for &t in &toks[node.tok_start as usize..nodes[end].tok_start as usize] {
+                    self.mask[t as usize >> 6] |= 1 << (t & 63);
+                }
+                i = end;
+                continue;
+            }
+            let s = self.m.step(parent, node.byte)?;
             if s == DEAD {
                 i = node.skip as usize;
                 continue;
             }
             self.states[d] = s;
-            for &t in &self.vocab.toks[node.tok_start as usize..nodes[i + 1].tok_start as usize] {
+            for &t in &toks[node.tok_start as usize..nodes[i + 1].tok_start as usize] {
                 self.mask[t as usize >> 6] |= 1 << (t & 63);
             }
             i += 1;
@@ -301,6 +395,28 @@ impl Constraint {
             }
         }
         Ok(&self.mask)
+    }
+
+    /// The byte categories every byte of which leads from state `s` back to `s`.
+    fn loop_categories(&mut self, s: u32) -> Result<u32> {
+        const KNOWN: u64 = 1 << 63;
+        let i = s as usize;
+        if let Some(&v) = self.loops.get(i) {
+            if v & KNOWN != 0 {
+                return Ok(v as u32);
+            }
+        }
+        let mut ok = u32::MAX;
+        for b in 0..=255u8 {
+            if self.m.step(s, b)? != s {
+                ok &= !category(b);
+            }
+        }
+        if self.loops.len() <= i {
+            self.loops.resize(i + 1, 0);
+        }
+        self.loops[i] = KNOWN | ok as u64;
+        Ok(ok)
     }
 
     /// Picks the next token with `sampler` among those the grammar allows, and advances

@@ -333,6 +333,8 @@ struct Launch {
     logprobs: bool,
     top_logprobs: usize,
     constraint: Option<Constraint>,
+    /// The rendered prompt ends inside an opened `<think>`.
+    thinking_open: bool,
 }
 
 /// The grammar constraint of a request, over the loaded model's vocabulary (prepared once
@@ -376,8 +378,9 @@ fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Genera
             stop: l.opts.stop.clone(),
             logprobs: l.logprobs,
             top_logprobs: l.top_logprobs,
-            // With thinking on, only the answer after the reasoning is constrained.
-            constrain_after: (l.constraint.is_some() && l.think.is_some())
+            // When the prompt opens the reasoning, only the answer after it is constrained
+            // (otherwise the model starts with the answer, constrained from its first token).
+            constrain_after: (l.constraint.is_some() && l.think.is_some() && l.thinking_open)
                 .then(|| "</think>".to_string()),
             constraint: l.constraint,
             ticket: Some(Box::new(ticket)),
@@ -401,7 +404,11 @@ fn think_parser(m: &ResolvedModel, think: Option<&Think>, prompt: &str) -> Optio
     if !think.is_some_and(Think::enabled) || !has_cap(m, "thinking") {
         return None;
     }
-    Some(ThinkParser::new(prompt.trim_end().ends_with("<think>")))
+    Some(ThinkParser::new(prompt_opens_thinking(prompt)))
+}
+
+fn prompt_opens_thinking(prompt: &str) -> bool {
+    prompt.trim_end().ends_with("<think>")
 }
 
 pub(crate) async fn start_generate(
@@ -494,6 +501,7 @@ pub(crate) async fn start_generate(
         }));
     }
     let think_p = think_parser(&model, think.as_ref(), &prompt);
+    let thinking_open = prompt_opens_thinking(&prompt);
     let constraint = constraint(&runner, grammar).await?;
     // The request's and the model's texts stay plain text inside the rendered prompt.
     let literals: Vec<String> = if req.raw {
@@ -533,6 +541,7 @@ pub(crate) async fn start_generate(
             logprobs: req.logprobs,
             top_logprobs: req.top_logprobs.clamp(0, 20) as usize,
             constraint,
+            thinking_open,
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))
@@ -627,6 +636,7 @@ pub(crate) async fn start_chat(
         }));
     }
     let think_p = think_parser(&model, think.as_ref(), &prompt);
+    let thinking_open = prompt_opens_thinking(&prompt);
     let constraint = constraint(&runner, grammar).await?;
     let gen = launch(
         lease,
@@ -643,6 +653,7 @@ pub(crate) async fn start_chat(
             logprobs: req.logprobs,
             top_logprobs: req.top_logprobs.clamp(0, 20) as usize,
             constraint,
+            thinking_open,
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))
