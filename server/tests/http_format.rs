@@ -201,3 +201,38 @@ fn bad_formats_are_400_with_ollamas_texts() {
         }
     }
 }
+
+/// Constrained and unconstrained sequences batched together (continuous batching): each
+/// keeps its own grammar state and gives the same text as alone.
+#[test]
+fn constrained_sequences_batch_with_others() {
+    let s = start(
+        config(&[("OLLAMA_NUM_PARALLEL", "3")]),
+        MemCatalog::with_smollm2(),
+    );
+    let bodies: Vec<String> = [
+        (r#""json""#, APPLE, 0.0),
+        (PERSON, "Invent a person: their name and age.", 0.8),
+        ("null", "Once upon a time", 0.8),
+    ]
+    .iter()
+    .map(|(f, p, t)| {
+        format!(
+            r#"{{"model":"smol","prompt":"{p}","format":{f},"stream":false,"options":{{"temperature":{t},"seed":5,"num_predict":100}}}}"#
+        )
+    })
+    .collect();
+    let one = |b: &str| {
+        let r = post_text(&s, "/api/generate", b);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["response"].as_str().unwrap().to_string()
+    };
+    let serial: Vec<String> = bodies.iter().map(|b| one(b)).collect();
+    let parallel: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = bodies.iter().map(|b| sc.spawn(|| one(b))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(parallel, serial);
+    assert_object(&serial[0]);
+    assert_person(&serial[1]);
+}

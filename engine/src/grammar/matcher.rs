@@ -24,8 +24,8 @@ const UNKNOWN: u32 = u32::MAX;
 /// Most stacks one state may hold (an ambiguous grammar could otherwise multiply them).
 pub const MAX_STACKS: usize = 4096;
 /// Cache sizes past which the matcher starts afresh from its current state.
-const MAX_FRAMES: usize = 2_000_000;
-const MAX_STATES: usize = 200_000;
+const MAX_FRAMES: usize = 500_000;
+const MAX_STATES: usize = 50_000;
 
 /// FxHash (rustc's): the keys are small integers, SipHash would dominate the cost.
 #[derive(Default, Clone, Copy)]
