@@ -199,6 +199,13 @@ def section_format():
         "smollm2", messages=msgs, format=person, options=opts, stream=True))
     assert streamed == r.message.content, (streamed, r.message.content)
 
+    # Gemma 3's 262k SentencePiece vocabulary, greedy and sampled.
+    for t in (0, 0.8):
+        r = client.chat("gemma3", messages=msgs, format=person,
+                        options={"seed": 1, "temperature": t, "num_predict": 100})
+        assert r.done_reason == "stop", r
+        is_person(r.message.content)
+
     r = oai.chat.completions.create(
         model="smollm2", messages=msgs, temperature=0, max_tokens=200,
         response_format={"type": "json_schema",
