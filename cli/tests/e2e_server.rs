@@ -341,7 +341,7 @@ fn clients_and_cli_against_the_real_server() {
         ),
     );
 
-    s.python(&["models", "generate", "openai"]);
+    s.python(&["models", "generate", "openai", "format"]);
 
     // The CLI verbs against the same server.
     let list = s.cli_ok(&["list"]);
@@ -355,6 +355,20 @@ fn clients_and_cli_against_the_real_server() {
     }
     let answer = s.cli_ok(&["run", "smollm2", "Say hello."]);
     assert!(answer.trim().len() > 1, "{answer:?}");
+    // `run --format` with a schema: the answer is that JSON (within num_predict 16).
+    let answer = s.cli_ok(&[
+        "run",
+        "smollm2",
+        "--format",
+        r#"{"type":"object","properties":{"blue":{"type":"boolean"}},"required":["blue"]}"#,
+        "Is the sky blue?",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(answer.trim())
+        .unwrap_or_else(|e| panic!("run --format: {answer:?}: {e}"));
+    assert!(
+        v["blue"].is_boolean() && v.as_object().unwrap().len() == 1,
+        "{v}"
+    );
     let mf = s.cli_ok(&["show", "--modelfile", "smollm2"]);
     let blobs = s.models_dir().join("blobs");
     assert!(

@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod gguf;
+pub mod grammar;
 pub mod model;
 pub mod sampler;
 pub mod stop;

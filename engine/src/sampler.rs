@@ -481,6 +481,39 @@ impl Sampler {
     /// Panics if `logits.len()` differs from the vocabulary size given to [`Sampler::new`].
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32, SampleError> {
         self.prepare(logits, history)?;
+        self.choose()
+    }
+
+    /// Like [`Sampler::sample`], with only the tokens whose bit is set in `allowed` (bit
+    /// `i % 64` of word `i / 64`) eligible: the others are masked to `-inf` after the
+    /// penalties, before the filter chain (constrained decoding).
+    ///
+    /// Panics if `allowed` has fewer than `ceil(vocab / 64)` words.
+    pub fn sample_masked(
+        &mut self,
+        logits: &[f32],
+        history: &[u32],
+        allowed: &[u64],
+    ) -> Result<u32, SampleError> {
+        assert!(
+            allowed.len() * 64 >= logits.len(),
+            "sampler: the token mask is shorter than the vocabulary"
+        );
+        self.prepare(logits, history)?;
+        for (chunk, &bits) in self.logits.chunks_mut(64).zip(allowed) {
+            if bits == u64::MAX {
+                continue;
+            }
+            for (j, l) in chunk.iter_mut().enumerate() {
+                if bits >> j & 1 == 0 {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        self.choose()
+    }
+
+    fn choose(&mut self) -> Result<u32, SampleError> {
         if self.opts.temperature <= 0.0 {
             return self.greedy();
         }

@@ -9,6 +9,7 @@
 //! request whose prompt starts with the same tokens reuses that prefix.
 
 use engine::generate::DoneReason;
+use engine::grammar::{Constraint, TokenVocab};
 use engine::model::{KvCache, LoadOptions, Model, SeqInput};
 use engine::sampler::{Sampler, SamplerOptions};
 use engine::stop::StopMatcher;
@@ -17,7 +18,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -102,6 +103,12 @@ pub struct Completion {
     pub logprobs: bool,
     /// … and of this many most likely alternatives (at most 20).
     pub top_logprobs: usize,
+    /// Structured output: only tokens the grammar allows are sampled, and the sequence ends
+    /// when the grammar is complete and an end token is chosen (or nothing else may follow).
+    pub constraint: Option<Constraint>,
+    /// Apply `constraint` only after the generated text contains this (the end of the
+    /// reasoning of a thinking model); unconstrained until then.
+    pub constrain_after: Option<String>,
     /// Dropped as soon as the request gets a slot (the admission queue counts it until then).
     pub ticket: Option<Box<dyn Send>>,
 }
@@ -149,6 +156,8 @@ pub struct Runner {
     jobs: mpsc::Sender<Job>,
     tokenizer: Arc<Tokenizer>,
     info: RunnerInfo,
+    /// The vocabulary trie for grammar constraints, built on first use.
+    vocab: OnceLock<Arc<TokenVocab>>,
 }
 
 struct Job {
@@ -210,6 +219,7 @@ impl Runner {
             jobs: tx,
             tokenizer,
             info,
+            vocab: OnceLock::new(),
         })
     }
 
@@ -219,6 +229,14 @@ impl Runner {
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.tokenizer
+    }
+
+    /// The vocabulary prepared for grammar constraints (built on the first call: up to a
+    /// second for a 262k vocabulary, so call it off the async threads).
+    pub fn token_vocab(&self) -> Arc<TokenVocab> {
+        self.vocab
+            .get_or_init(|| Arc::new(TokenVocab::new(&self.tokenizer, self.info.n_vocab)))
+            .clone()
     }
 
     /// Tokenizes prompt text whose special tokens are all meant (a raw prompt, a
@@ -325,6 +343,9 @@ struct Seq {
     top_logprobs: usize,
     /// Log-probabilities of tokens whose text is not out yet.
     pending_lp: Vec<TokenLogprob>,
+    constraint: Option<Constraint>,
+    /// While set: the text that activates `constraint`, and the text generated so far.
+    constrain_after: Option<(String, String)>,
 }
 
 struct Slot {
@@ -466,6 +487,11 @@ impl Worker {
                 logprobs: completion.logprobs || completion.top_logprobs > 0,
                 top_logprobs: completion.top_logprobs.min(20),
                 pending_lp: Vec::new(),
+                constrain_after: completion
+                    .constrain_after
+                    .filter(|_| completion.constraint.is_some())
+                    .map(|t| (t, String::new())),
+                constraint: completion.constraint,
             });
         }
     }
@@ -575,9 +601,18 @@ impl Worker {
     ) -> Option<Result<Finish, String>> {
         let tokenizer = &self.tokenizer;
         let seq = self.slots[i].seq.as_mut()?;
-        let tok = match seq.sampler.sample(logits, &seq.history) {
-            Ok(t) => t,
-            Err(e) => return Some(Err(e.to_string())),
+        let constrained = seq.constrain_after.is_none();
+        let tok = match seq.constraint.as_mut().filter(|_| constrained) {
+            Some(c) => match c.sample(&mut seq.sampler, logits, &seq.history) {
+                Ok(Some(t)) => t,
+                // Complete, nothing may follow, and the model has no end token.
+                Ok(None) => return Some(Ok(Finish::Stop)),
+                Err(e) => return Some(Err(e)),
+            },
+            None => match seq.sampler.sample(logits, &seq.history) {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e.to_string())),
+            },
         };
         seq.generated += 1;
         seq.history.push(tok);
@@ -587,6 +622,30 @@ impl Worker {
         if seq.logprobs {
             seq.pending_lp
                 .push(token_logprobs(tokenizer, logits, tok, seq.top_logprobs));
+        }
+        if let Some((tag, seen)) = &mut seq.constrain_after {
+            seen.push_str(&String::from_utf8_lossy(
+                tokenizer.token_to_piece(tok, false),
+            ));
+            if let Some(at) = seen.find(tag.as_str()) {
+                // The rest of this token after the tag is the start of the answer.
+                let rest = seen[at + tag.len()..].trim_start().to_string();
+                seq.constrain_after = None;
+                if let Some(c) = seq.constraint.as_mut() {
+                    if !matches!(c.accept_bytes(rest.as_bytes()), Ok(true)) {
+                        return Some(Err(
+                            "the answer after the reasoning does not fit the format".into(),
+                        ));
+                    }
+                }
+            } else if seen.len() > 2 * tag.len() {
+                // Keep only what could still hold the start of the tag.
+                let mut cut = seen.len() - tag.len();
+                while !seen.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                seen.drain(..cut);
+            }
         }
         let out = seq.stops.push(&seq.decoder.push(tokenizer, tok));
         if !out.emit.is_empty()

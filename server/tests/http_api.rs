@@ -155,10 +155,14 @@ fn request_errors_have_the_spec_status_and_text() {
     assert_eq!(
         err(
             "/api/generate",
-            r#"{"model":"smol","prompt":"x","format":"json"}"#
+            r#"{"model":"smol","prompt":"x","format":{"type":"string","pattern":"\\bx"}}"#
+        ),
+        (
+            400,
+            e(
+                r#"invalid JSON schema in format: pattern "\\bx": word boundaries are not supported (at offset 2)"#
+            )
         )
-        .0,
-        501
     );
     assert_eq!(
         err(

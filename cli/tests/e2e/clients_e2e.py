@@ -5,6 +5,7 @@ the server's URL and, for some sections, SMOLLM2_GGUF to the model file. Every c
 assert with the values in its message; the exit status says pass or fail.
 """
 
+import json
 import os
 import sys
 import threading
@@ -167,6 +168,66 @@ def section_openai():
     except openai.NotFoundError as e:
         assert e.status_code == 404, e
         assert e.body["message"] == "model 'nope' not found", e.body
+
+
+def section_format():
+    """Structured outputs: format="json" and a JSON schema (ollama), response_format (openai)."""
+    person = {"type": "object",
+              "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    opts = {"seed": 42, "temperature": 0, "num_predict": 200}
+    apple = 'Return a JSON object with keys "color" and "size" for an apple.'
+    ada = "Tell me about a person called Ada who is 36, in JSON."
+
+    def is_person(text):
+        v = json.loads(text)
+        assert list(v) == ["name", "age"], text
+        assert isinstance(v["name"], str), text
+        assert isinstance(v["age"], int) and not isinstance(v["age"], bool), text
+
+    r = client.generate("smollm2", apple, format="json", options=opts)
+    assert r.done_reason == "stop", r
+    assert isinstance(json.loads(r.response), dict), r.response
+    r = client.generate("smollm2", ada, format=person, options=opts)
+    assert r.done_reason == "stop", r
+    is_person(r.response)
+    msgs = [{"role": "user", "content": ada}]
+    r = client.chat("smollm2", messages=msgs, format=person, options=opts)
+    assert r.done_reason == "stop", r
+    is_person(r.message.content)
+    streamed = "".join(c.message.content for c in client.chat(
+        "smollm2", messages=msgs, format=person, options=opts, stream=True))
+    assert streamed == r.message.content, (streamed, r.message.content)
+
+    # Gemma 3's 262k SentencePiece vocabulary, greedy and sampled.
+    for t in (0, 0.8):
+        r = client.chat("gemma3", messages=msgs, format=person,
+                        options={"seed": 1, "temperature": t, "num_predict": 100})
+        assert r.done_reason == "stop", r
+        is_person(r.message.content)
+
+    r = oai.chat.completions.create(
+        model="smollm2", messages=msgs, temperature=0, max_tokens=200,
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "person", "strict": True, "schema": person}})
+    assert r.choices[0].finish_reason == "stop", r
+    is_person(r.choices[0].message.content)
+    r = oai.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": apple}], temperature=0,
+        max_tokens=200, response_format={"type": "json_object"})
+    assert isinstance(json.loads(r.choices[0].message.content), dict), r
+
+    expect_error(lambda: client.generate("smollm2", "hi", format={"type": "object", "not": {}}),
+                 400, 'invalid JSON schema in format: the keyword "not" is not supported')
+    try:
+        oai.chat.completions.create(
+            model="smollm2", messages=msgs,
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "x", "schema": {"type": "array",
+                                                                     "uniqueItems": True}}})
+        raise AssertionError("expected a 400")
+    except openai.BadRequestError as e:
+        assert e.body["message"] == "invalid JSON schema in format: uniqueItems is not supported", e.body
 
 
 def create_smollm2():

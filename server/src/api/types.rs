@@ -229,8 +229,10 @@ pub struct GenerateRequest {
     pub stream: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     pub raw: bool,
+    /// `""`/`null`, `"json"` or a JSON Schema, as the client wrote it (a schema's key order
+    /// decides the order of the generated properties).
     #[serde(default)]
-    pub format: Option<Value>,
+    pub format: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "nullable")]
     pub images: Vec<String>,
     #[serde(default, deserialize_with = "keep_alive")]
@@ -263,8 +265,10 @@ pub struct ChatRequest {
     pub tools: Vec<Box<RawValue>>,
     #[serde(default)]
     pub stream: Option<bool>,
+    /// `""`/`null`, `"json"` or a JSON Schema, as the client wrote it (a schema's key order
+    /// decides the order of the generated properties).
     #[serde(default)]
-    pub format: Option<Value>,
+    pub format: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "keep_alive")]
     pub keep_alive: Option<KeepAlive>,
     #[serde(default)]

@@ -12,7 +12,10 @@ use crate::api::{Logprob, ToolCall, TopLogprob};
 use crate::catalog::{ChatRender, GenerateRender, ResolvedModel};
 use crate::runner::{fit_prompt, Completion, Event, Runner};
 use crate::sched::{Lease, LoadSpec, QueueTicket};
+use engine::grammar::{Constraint, Grammar};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::sync::{Arc, OnceLock};
 
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -188,26 +191,36 @@ fn go_quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// `format`: `""`/`null` = none; `"json"` or a schema object = structured output, which
-/// this server cannot constrain yet (a clear error rather than unconstrained text).
-pub(crate) fn check_format(format: Option<&Value>) -> Result<(), ApiError> {
-    match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        Some(Value::String(s)) if s == "json" => Err(format_unsupported()),
-        Some(Value::Object(_)) => Err(format_unsupported()),
-        Some(other) => Err(ApiError::bad_request(format!(
+/// `format`: `""`/`null` = none; `"json"` = any JSON object; an object = a JSON Schema,
+/// compiled to a grammar (off the async threads: a large schema takes a while). Anything
+/// else is Ollama's "invalid format" error; a schema the compiler refuses is a 400 too.
+pub(crate) async fn format_grammar(
+    format: Option<&RawValue>,
+) -> Result<Option<Arc<Grammar>>, ApiError> {
+    static JSON: OnceLock<Arc<Grammar>> = OnceLock::new();
+    let Some(raw) = format else {
+        return Ok(None);
+    };
+    let text = raw.get().trim();
+    match text {
+        "null" | "\"\"" => Ok(None),
+        "\"json\"" => Ok(Some(JSON.get_or_init(|| Arc::new(Grammar::json())).clone())),
+        t if t.starts_with('{') => {
+            let t = t.to_string();
+            blocking(move || {
+                Grammar::from_schema_str(&t)
+                    .map(|g| Some(Arc::new(g)))
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("invalid JSON schema in format: {e}"))
+                    })
+            })
+            .await
+        }
+        other => Err(ApiError::bad_request(format!(
             "invalid format: {}; expected \"json\" or a valid JSON Schema object",
-            go_quote(&other.to_string())
+            go_quote(other)
         ))),
     }
-}
-
-fn format_unsupported() -> ApiError {
-    ApiError::new(
-        501,
-        "structured outputs (format) are not supported by this server yet: constrained decoding is not implemented",
-    )
 }
 
 fn check_logprobs(top: i64) -> Result<(), ApiError> {
@@ -319,6 +332,27 @@ struct Launch {
     with_context: bool,
     logprobs: bool,
     top_logprobs: usize,
+    constraint: Option<Constraint>,
+    /// The rendered prompt ends inside an opened `<think>`.
+    thinking_open: bool,
+}
+
+/// The grammar constraint of a request, over the loaded model's vocabulary (prepared once
+/// per model, off the async threads).
+async fn constraint(
+    runner: &Arc<Runner>,
+    grammar: Option<Arc<Grammar>>,
+) -> Result<Option<Constraint>, ApiError> {
+    let Some(g) = grammar else {
+        return Ok(None);
+    };
+    let r = runner.clone();
+    blocking(move || {
+        Constraint::new(g, r.token_vocab())
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON schema in format: {e}")))
+    })
+    .await
 }
 
 fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Generation, ApiError> {
@@ -344,6 +378,11 @@ fn launch(lease: Lease<Runner>, ticket: QueueTicket, l: Launch) -> Result<Genera
             stop: l.opts.stop.clone(),
             logprobs: l.logprobs,
             top_logprobs: l.top_logprobs,
+            // When the prompt opens the reasoning, only the answer after it is constrained
+            // (otherwise the model starts with the answer, constrained from its first token).
+            constrain_after: (l.constraint.is_some() && l.think.is_some() && l.thinking_open)
+                .then(|| "</think>".to_string()),
+            constraint: l.constraint,
             ticket: Some(Box::new(ticket)),
         })
         .map_err(ApiError::internal)?;
@@ -365,7 +404,11 @@ fn think_parser(m: &ResolvedModel, think: Option<&Think>, prompt: &str) -> Optio
     if !think.is_some_and(Think::enabled) || !has_cap(m, "thinking") {
         return None;
     }
-    Some(ThinkParser::new(prompt.trim_end().ends_with("<think>")))
+    Some(ThinkParser::new(prompt_opens_thinking(prompt)))
+}
+
+fn prompt_opens_thinking(prompt: &str) -> bool {
+    prompt.trim_end().ends_with("<think>")
 }
 
 pub(crate) async fn start_generate(
@@ -381,8 +424,8 @@ pub(crate) async fn start_generate(
             "raw mode does not support template, system, or context",
         ));
     }
-    check_format(req.format.as_ref())?;
     check_logprobs(req.top_logprobs)?;
+    let grammar = format_grammar(req.format.as_deref()).await?;
     let mut model = resolve(st, &req.model).await?;
     if !has_cap(&model, "completion") {
         return Err(ApiError::bad_request(format!(
@@ -458,6 +501,8 @@ pub(crate) async fn start_generate(
         }));
     }
     let think_p = think_parser(&model, think.as_ref(), &prompt);
+    let thinking_open = prompt_opens_thinking(&prompt);
+    let constraint = constraint(&runner, grammar).await?;
     // The request's and the model's texts stay plain text inside the rendered prompt.
     let literals: Vec<String> = if req.raw {
         Vec::new()
@@ -495,6 +540,8 @@ pub(crate) async fn start_generate(
             with_context: !req.raw,
             logprobs: req.logprobs,
             top_logprobs: req.top_logprobs.clamp(0, 20) as usize,
+            constraint,
+            thinking_open,
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))
@@ -508,8 +555,8 @@ pub(crate) async fn start_chat(
     if req.model.is_empty() {
         return Err(ApiError::bad_request("model is required"));
     }
-    check_format(req.format.as_ref())?;
     check_logprobs(req.top_logprobs)?;
+    let grammar = format_grammar(req.format.as_deref()).await?;
     let model = resolve(st, &req.model).await?;
     if !has_cap(&model, "completion") {
         return Err(ApiError::bad_request(format!(
@@ -589,6 +636,8 @@ pub(crate) async fn start_chat(
         }));
     }
     let think_p = think_parser(&model, think.as_ref(), &prompt);
+    let thinking_open = prompt_opens_thinking(&prompt);
+    let constraint = constraint(&runner, grammar).await?;
     let gen = launch(
         lease,
         ticket,
@@ -603,6 +652,8 @@ pub(crate) async fn start_chat(
             with_context: false,
             logprobs: req.logprobs,
             top_logprobs: req.top_logprobs.clamp(0, 20) as usize,
+            constraint,
+            thinking_open,
         },
     )?;
     Ok(Outcome::Run(Box::new(gen)))
@@ -722,27 +773,49 @@ mod tests {
         assert_eq!(other[0].content, "<think>x</think>y");
     }
 
+    fn format_of(text: &str) -> Result<Option<Arc<Grammar>>, ApiError> {
+        let raw = RawValue::from_string(text.to_string()).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(format_grammar(Some(&raw)))
+    }
+
     #[test]
     fn formats() {
-        assert!(check_format(None).is_ok());
-        assert!(check_format(Some(&Value::String(String::new()))).is_ok());
-        assert_eq!(
-            check_format(Some(&serde_json::json!("json")))
-                .unwrap_err()
-                .status,
-            501
+        assert!(tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(format_grammar(None))
+            .unwrap()
+            .is_none());
+        assert!(format_of("null").unwrap().is_none());
+        assert!(format_of(r#""""#).unwrap().is_none());
+        assert!(format_of(r#""json""#).unwrap().is_some());
+        assert!(
+            format_of(r#"{"type":"object","properties":{"a":{"type":"string"}}}"#)
+                .unwrap()
+                .is_some()
         );
-        let e = check_format(Some(&serde_json::json!("yaml"))).unwrap_err();
+        let e = format_of(r#""yaml""#).unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(
             e.message,
             r#"invalid format: "\"yaml\""; expected "json" or a valid JSON Schema object"#
         );
+        let e = format_of("3").unwrap_err();
         assert_eq!(
-            check_format(Some(&serde_json::json!(3)))
-                .unwrap_err()
-                .status,
-            400
+            (e.status, e.message.as_str()),
+            (
+                400,
+                r#"invalid format: "3"; expected "json" or a valid JSON Schema object"#
+            )
+        );
+        let e = format_of(r#"{"type":"object","not":{}}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(
+            e.message,
+            r#"invalid JSON schema in format: the keyword "not" is not supported"#
         );
     }
 }

@@ -17,6 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
 use std::time::{Instant, SystemTime};
@@ -205,16 +206,31 @@ fn reasoning(obj: &Map<String, Value>) -> Result<Option<Think>, ApiError> {
     })
 }
 
-fn response_format(obj: &Map<String, Value>) -> Option<Value> {
+/// `response_format` → native `format`. The schema is taken from the body bytes as written:
+/// its key order decides the order of the generated properties.
+fn response_format(obj: &Map<String, Value>, bytes: &[u8]) -> Option<Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        response_format: Option<Rf>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Rf {
+        json_schema: Option<Js>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Js {
+        schema: Option<Box<RawValue>>,
+    }
     let rf = obj.get("response_format")?;
     let kind = rf.get("type").and_then(Value::as_str)?.to_lowercase();
     match kind.as_str() {
-        "json_object" => Some(json!("json")),
-        "json_schema" => rf
-            .get("json_schema")
-            .and_then(|s| s.get("schema"))
-            .cloned()
-            .filter(|s| !s.is_null()),
+        "json_object" => RawValue::from_string("\"json\"".into()).ok(),
+        "json_schema" => serde_json::from_slice::<Body>(bytes)
+            .ok()?
+            .response_format?
+            .json_schema?
+            .schema
+            .filter(|s| s.get() != "null"),
         _ => None,
     }
 }
@@ -408,7 +424,7 @@ async fn chat_inner(st: AppState, body: Body) -> Result<Response, ApiError> {
         messages,
         tools,
         stream: Some(stream),
-        format: response_format(&obj),
+        format: response_format(&obj, &bytes),
         options: Some(options(&obj, false, false)?),
         think: reasoning(&obj)?,
         logprobs: obj
