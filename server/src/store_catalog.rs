@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::api::{self, ApiError, ProgressResponse};
 use crate::catalog::{Catalog, ModelSummary, Progress, ResolvedModel};
 use crate::create::{self, CreateOptions, License};
+use crate::registry::{RegistryClient, RegistryOptions};
 use crate::show::{self, DetectedTemplate, TemplateSupport};
 use crate::store::{self, go_quote, Digest, ModelName, Store, StoreError};
 use crate::template::go::{ArgKind, GoTemplate, Node, Pipe};
@@ -140,15 +141,24 @@ pub struct StoreCatalog {
     /// Manifest digest → capabilities (they depend only on the manifest's content, and
     /// computing them opens the GGUF).
     caps: Mutex<HashMap<String, Vec<String>>>,
+    registry: RegistryClient,
 }
 
 impl StoreCatalog {
+    /// A catalog whose pulls and pushes sign with `$HOME/.ollama/id_ed25519`.
     pub fn new(store: Arc<Store>) -> StoreCatalog {
         StoreCatalog {
             store,
             templates: EngineTemplates,
             caps: Mutex::new(HashMap::new()),
+            registry: RegistryClient::new(RegistryOptions::default()),
         }
+    }
+
+    /// Replaces the registry client (another key, retry timing, part sizes).
+    pub fn with_registry(mut self, registry: RegistryClient) -> StoreCatalog {
+        self.registry = registry;
+        self
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -420,6 +430,34 @@ impl Catalog for StoreCatalog {
     fn put_blob(&self, digest: &str, body: &mut dyn Read) -> Result<(), ApiError> {
         let d = Digest::parse(digest).map_err(api_error)?;
         self.store.put_blob(&d, body).map(|_| ()).map_err(api_error)
+    }
+
+    fn pull(&self, req: &api::PullRequest, progress: Progress<'_>) -> Result<(), ApiError> {
+        let raw = if req.model.is_empty() {
+            &req.name
+        } else {
+            &req.model
+        };
+        let name = ModelName::parse(raw).map_err(api_error)?;
+        self.registry
+            .pull(&self.store, &name, req.insecure, progress)?;
+        self.caps.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
+    }
+
+    fn push(&self, req: &api::PullRequest, progress: Progress<'_>) -> Result<(), ApiError> {
+        let raw = if req.model.is_empty() {
+            &req.name
+        } else {
+            &req.model
+        };
+        if raw.is_empty() {
+            return Err(ApiError::bad_request("model is required"));
+        }
+        let name = ModelName::parse(raw).map_err(api_error)?;
+        let name = self.store.existing_name(&name).map_err(api_error)?;
+        self.registry
+            .push(&self.store, &name, req.insecure, progress)
     }
 }
 

@@ -406,6 +406,14 @@ where
     });
     async move {
         if stream {
+            // An error before any progress is a plain error response with its status
+            // (Ollama's streamResponse), e.g. 400 `invalid model name` for a pull.
+            let first = match rx.recv().await {
+                Some(Err(e)) => return Err(e),
+                Some(Ok(p)) => p,
+                None => return Err(ApiError::internal("the operation ended without a result")),
+            };
+            let head = futures_util::stream::once(std::future::ready(line(&first)));
             let s = futures_util::stream::unfold(Some(rx), |rx| async move {
                 let mut rx = rx?;
                 match rx.recv().await? {
@@ -413,7 +421,7 @@ where
                     Err(e) => Some((error_line(&e.message), None)),
                 }
             });
-            return Ok(ndjson(s));
+            return Ok(ndjson(head.chain(s)));
         }
         let mut last = None;
         while let Some(item) = rx.recv().await {
