@@ -391,7 +391,11 @@ pub(crate) async fn delete_model(State(st): State<AppState>, body: Body) -> Hand
 
 /// Runs a long catalog operation on a blocking thread and answers with its progress lines
 /// (`stream`) or its last line; a final `success` line is added on success.
-fn progress_response<F>(stream: bool, work: F) -> impl std::future::Future<Output = HandlerResult>
+fn progress_response<F>(
+    stream: bool,
+    early_errors: bool,
+    work: F,
+) -> impl std::future::Future<Output = HandlerResult>
 where
     F: FnOnce(Progress<'_>) -> Result<(), ApiError> + Send + 'static,
 {
@@ -406,14 +410,19 @@ where
     });
     async move {
         if stream {
-            // An error before any progress is a plain error response with its status
-            // (Ollama's streamResponse), e.g. 400 `invalid model name` for a pull.
-            let first = match rx.recv().await {
-                Some(Err(e)) => return Err(e),
-                Some(Ok(p)) => p,
-                None => return Err(ApiError::internal("the operation ended without a result")),
+            // With `early_errors`, an error before any progress is a plain error
+            // response with its status (Ollama's streamResponse for pull/push: 400
+            // `invalid model name`, 500 `insecure protocol http`).
+            let head = if early_errors {
+                match rx.recv().await {
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(p)) => Some(line(&p)),
+                    None => None,
+                }
+            } else {
+                None
             };
-            let head = futures_util::stream::once(std::future::ready(line(&first)));
+            let head = futures_util::stream::iter(head);
             let s = futures_util::stream::unfold(Some(rx), |rx| async move {
                 let mut rx = rx?;
                 match rx.recv().await? {
@@ -439,21 +448,21 @@ pub(crate) async fn create(State(st): State<AppState>, body: Body) -> HandlerRes
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
     catalog.check_create(&req)?;
-    progress_response(stream, move |p| catalog.create(&req, p)).await
+    progress_response(stream, false, move |p| catalog.create(&req, p)).await
 }
 
 pub(crate) async fn pull(State(st): State<AppState>, body: Body) -> HandlerResult {
     let req: PullRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
-    progress_response(stream, move |p| catalog.pull(&req, p)).await
+    progress_response(stream, true, move |p| catalog.pull(&req, p)).await
 }
 
 pub(crate) async fn push(State(st): State<AppState>, body: Body) -> HandlerResult {
     let req: PullRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
-    progress_response(stream, move |p| catalog.push(&req, p)).await
+    progress_response(stream, true, move |p| catalog.push(&req, p)).await
 }
 
 pub(crate) async fn blob_head(
