@@ -26,9 +26,9 @@ const MAX_CACHED: usize = 1024;
 
 /// [`TemplateSupport`] on the real Go template engine.
 ///
-/// `detect` finds nothing: Ollama matches a GGUF's Jinja template against its own index
-/// of named templates, which ferrite does not ship. A model created from a bare GGUF
-/// therefore gets no TEMPLATE layer and is rendered with the GGUF's Jinja template.
+/// `detect` is Ollama's template auto-detection ([`crate::template::named`]): a GGUF whose
+/// Jinja template is close to one of Ollama's known ones gets that built-in Go template
+/// (and its `stop` parameters); any other is rendered with its own Jinja template.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EngineTemplates;
 
@@ -39,8 +39,17 @@ impl TemplateSupport for EngineTemplates {
             .map_err(|e| e.to_string())
     }
 
-    fn detect(&self, _chat_template: &str) -> Option<DetectedTemplate> {
-        None
+    fn detect(&self, chat_template: &str) -> Option<DetectedTemplate> {
+        let t = crate::template::named::detect(chat_template)?;
+        Some(DetectedTemplate {
+            name: t.name.to_string(),
+            template: t.template.clone(),
+            parameters: t.stop.as_ref().map(|stop| {
+                let mut m = serde_json::Map::new();
+                m.insert("stop".into(), Value::from(stop.clone()));
+                m
+            }),
+        })
     }
 
     fn vars(&self, template: &str) -> Vec<String> {
