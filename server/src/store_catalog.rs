@@ -394,6 +394,13 @@ impl Catalog for StoreCatalog {
 
     fn create(&self, req: &api::CreateRequest, progress: Progress<'_>) -> Result<(), ApiError> {
         let creq = create_request(req)?;
+        // A `from` model missing here is pulled first, its progress streamed (Ollama's
+        // parseFromModel); a pull failure is the create's error.
+        if let Ok(from) = ModelName::parse(&req.from) {
+            if matches!(self.store.read_manifest(&from), Err(StoreError::NotFound(_))) {
+                self.registry.pull(&self.store, &from, false, &mut *progress)?;
+            }
+        }
         let opts = CreateOptions {
             templates: &self.templates,
             pull: None,

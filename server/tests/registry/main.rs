@@ -702,3 +702,23 @@ fn auth_challenges_are_answered_with_signed_token_requests() {
     assert!(fx.reg.log().iter().all(|l| !l.starts_with("GET /token")));
     assert_eq!(files(&dir2.path().join("manifests")), Vec::<String>::new());
 }
+
+#[test]
+fn create_from_a_missing_model_pulls_it_first() {
+    let fx = Fixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), opts());
+    // Ollama pulls a missing FROM model without `insecure`, so over https: the plain
+    // http fixture cannot answer it, and the create fails with the pull's error.
+    let from = format!("{}/library/base", fx.host());
+    let r = post(s.addr, "/api/create", &json!({"model": "derived", "from": from}));
+    let lines = r.lines();
+    assert_eq!(statuses(&lines)[0], "pulling manifest", "{lines:?}");
+    let err = lines.last().unwrap()["error"].as_str().unwrap().to_string();
+    assert!(err.starts_with("pull model manifest: https://"), "{err}");
+    assert_eq!(files(&dir.path().join("manifests")), Vec::<String>::new());
+    // A present FROM model is not pulled.
+    create_smol(s.addr, "base");
+    let r = post(s.addr, "/api/create", &json!({"model": "derived", "from": "base", "stream": false}));
+    assert_eq!((r.status, r.json()), (200, json!({"status": "success"})));
+}
