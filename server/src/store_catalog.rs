@@ -397,8 +397,12 @@ impl Catalog for StoreCatalog {
         // A `from` model missing here is pulled first, its progress streamed (Ollama's
         // parseFromModel); a pull failure is the create's error.
         if let Ok(from) = ModelName::parse(&req.from) {
-            if matches!(self.store.read_manifest(&from), Err(StoreError::NotFound(_))) {
-                self.registry.pull(&self.store, &from, false, &mut *progress)?;
+            if matches!(
+                self.store.read_manifest(&from),
+                Err(StoreError::NotFound(_))
+            ) {
+                self.registry
+                    .pull(&self.store, &from, false, &mut *progress)?;
             }
         }
         let opts = CreateOptions {

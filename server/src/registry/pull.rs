@@ -122,6 +122,10 @@ fn fetch_manifest(s: &Session<'_>, tag: &str) -> Result<Vec<u8>, ApiError> {
 
 /// Layers then config, each digest once, with sizes checked for consistency.
 fn blob_list(m: &Manifest) -> Result<Vec<(Digest, u64)>, ApiError> {
+    // An image index or an empty manifest would be stored as a model with no weights.
+    if m.layers.is_empty() {
+        return Err(ApiError::internal("manifest has no layers"));
+    }
     if m.layers.len() > MAX_LAYERS {
         return Err(ApiError::internal(format!(
             "manifest has {} layers (at most {MAX_LAYERS})",
@@ -238,7 +242,13 @@ fn download(
     total: u64,
     progress: Progress<'_>,
 ) -> Result<(), ApiError> {
-    let _busy = Busy::acquire(store.blob_path(d));
+    let partial = partial_path(store, d);
+    // Another pull of this blob in this process: wait for it, showing its progress.
+    let _busy = Busy::acquire_with(store.blob_path(d), || {
+        if let Some(parts) = load_parts(&partial, total) {
+            report(progress, d, total, parts.iter().map(|p| p.completed).sum());
+        }
+    });
     if store.blob_exists(d) {
         report(progress, d, total, total);
         return Ok(());
@@ -246,7 +256,6 @@ fn download(
     let blobs = store.blobs_dir();
     fs::create_dir_all(&blobs)
         .map_err(|e| ApiError::internal(format!("mkdir {}: {e}", blobs.display())))?;
-    let partial = partial_path(store, d);
     let parts = match load_parts(&partial, total) {
         Some(p) => p,
         None => {
@@ -577,9 +586,22 @@ static BUSY_DONE: Condvar = Condvar::new();
 
 impl Busy {
     fn acquire(path: PathBuf) -> Busy {
+        Busy::acquire_with(path, || {})
+    }
+
+    /// Calls `waiting` about every [`PROGRESS_EVERY`] while another holder has `path`.
+    fn acquire_with(path: PathBuf, mut waiting: impl FnMut()) -> Busy {
         let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
         while busy.contains(&path) {
-            busy = BUSY_DONE.wait(busy).unwrap_or_else(|e| e.into_inner());
+            drop(busy);
+            waiting();
+            busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+            if busy.contains(&path) {
+                busy = BUSY_DONE
+                    .wait_timeout(busy, PROGRESS_EVERY)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
         }
         busy.push(path.clone());
         Busy(path)

@@ -587,6 +587,14 @@ fn hostile_registry_responses_are_errors_and_touch_nothing() {
         .seed_manifest("library/huge", "latest", vec![b' '; 5 << 20]);
     assert!(last_error(&pull("library/huge")).contains("larger than"));
 
+    // An image index (no layers) is not a model.
+    fx.reg.seed_manifest(
+        "library/index",
+        "latest",
+        br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:00","size":1}]}"#.to_vec(),
+    );
+    assert_eq!(last_error(&pull("library/index")), "manifest has no layers");
+
     // The registry's blob is bigger than the manifest says.
     let (model, _) = seed_synthetic(&fx, "library/liar", "latest", 1000);
     let mut m: Value =
@@ -711,7 +719,11 @@ fn create_from_a_missing_model_pulls_it_first() {
     // Ollama pulls a missing FROM model without `insecure`, so over https: the plain
     // http fixture cannot answer it, and the create fails with the pull's error.
     let from = format!("{}/library/base", fx.host());
-    let r = post(s.addr, "/api/create", &json!({"model": "derived", "from": from}));
+    let r = post(
+        s.addr,
+        "/api/create",
+        &json!({"model": "derived", "from": from}),
+    );
     let lines = r.lines();
     assert_eq!(statuses(&lines)[0], "pulling manifest", "{lines:?}");
     let err = lines.last().unwrap()["error"].as_str().unwrap().to_string();
@@ -719,6 +731,42 @@ fn create_from_a_missing_model_pulls_it_first() {
     assert_eq!(files(&dir.path().join("manifests")), Vec::<String>::new());
     // A present FROM model is not pulled.
     create_smol(s.addr, "base");
-    let r = post(s.addr, "/api/create", &json!({"model": "derived", "from": "base", "stream": false}));
+    let r = post(
+        s.addr,
+        "/api/create",
+        &json!({"model": "derived", "from": "base", "stream": false}),
+    );
     assert_eq!((r.status, r.json()), (200, json!({"status": "success"})));
+}
+
+#[test]
+fn concurrent_pulls_of_one_blob_download_it_once() {
+    let fx = Fixture::start();
+    let size = 8_000_000;
+    let (model, _) = seed_synthetic(&fx, "library/shared", "latest", size);
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), opts());
+    let name = format!("{}/library/shared", fx.host());
+    let addr = s.addr;
+    let pulls: Vec<_> = (0..2)
+        .map(|_| {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                post(addr, "/api/pull", &json!({"model": name, "insecure": true})).lines()
+            })
+        })
+        .collect();
+    for p in pulls {
+        let lines = p.join().unwrap();
+        assert_eq!(statuses(&lines).last().unwrap(), "success", "{lines:?}");
+        let last = lines
+            .iter()
+            .rev()
+            .find(|l| l["digest"] == model.as_str())
+            .unwrap();
+        assert_eq!(last["completed"], size);
+    }
+    let served = fx.reg.served.lock().unwrap().get(&model).copied().unwrap();
+    // One download (plus the 1-byte probe of the direct URL).
+    assert!(served <= size as u64 + 1, "served {served}");
 }
