@@ -402,7 +402,7 @@ impl Catalog for StoreCatalog {
                 Err(StoreError::NotFound(_))
             ) {
                 self.registry
-                    .pull(&self.store, &from, false, &mut *progress)?;
+                    .pull(&self.store, &from, false, None, &mut *progress)?;
             }
         }
         let opts = CreateOptions {
@@ -459,8 +459,9 @@ impl Catalog for StoreCatalog {
             &req.model
         };
         let name = ModelName::parse(raw).map_err(api_error)?;
+        let cancel = req.cancel.as_deref();
         self.registry
-            .pull(&self.store, &name, req.insecure, progress)?;
+            .pull(&self.store, &name, req.insecure, cancel, progress)?;
         self.caps.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
     }
@@ -476,8 +477,9 @@ impl Catalog for StoreCatalog {
         }
         let name = ModelName::parse(raw).map_err(api_error)?;
         let name = self.store.existing_name(&name).map_err(api_error)?;
+        let cancel = req.cancel.as_deref();
         self.registry
-            .push(&self.store, &name, req.insecure, progress)
+            .push(&self.store, &name, req.insecure, cancel, progress)
     }
 }
 

@@ -17,6 +17,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
@@ -394,6 +396,7 @@ pub(crate) async fn delete_model(State(st): State<AppState>, body: Body) -> Hand
 fn progress_response<F>(
     stream: bool,
     early_errors: bool,
+    cancel: Option<Arc<AtomicBool>>,
     work: F,
 ) -> impl std::future::Future<Output = HandlerResult>
 where
@@ -403,7 +406,12 @@ where
     tokio::task::spawn_blocking(move || {
         let progress_tx = tx.clone();
         let mut report = move |p: ProgressResponse| {
-            let _ = progress_tx.send(Ok(p));
+            // The receiver is gone only when the client is.
+            if progress_tx.send(Ok(p)).is_err() {
+                if let Some(c) = &cancel {
+                    c.store(true, Ordering::Relaxed);
+                }
+            }
         };
         let result = work(&mut report);
         let _ = tx.send(result.map(|()| ProgressResponse::status("success")));
@@ -448,21 +456,25 @@ pub(crate) async fn create(State(st): State<AppState>, body: Body) -> HandlerRes
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
     catalog.check_create(&req)?;
-    progress_response(stream, false, move |p| catalog.create(&req, p)).await
+    progress_response(stream, false, None, move |p| catalog.create(&req, p)).await
 }
 
 pub(crate) async fn pull(State(st): State<AppState>, body: Body) -> HandlerResult {
-    let req: PullRequest = read_json(body).await?;
+    let mut req: PullRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
-    progress_response(stream, true, move |p| catalog.pull(&req, p)).await
+    let cancel = Arc::new(AtomicBool::new(false));
+    req.cancel = Some(cancel.clone());
+    progress_response(stream, true, Some(cancel), move |p| catalog.pull(&req, p)).await
 }
 
 pub(crate) async fn push(State(st): State<AppState>, body: Body) -> HandlerResult {
-    let req: PullRequest = read_json(body).await?;
+    let mut req: PullRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
-    progress_response(stream, true, move |p| catalog.push(&req, p)).await
+    let cancel = Arc::new(AtomicBool::new(false));
+    req.cancel = Some(cancel.clone());
+    progress_response(stream, true, Some(cancel), move |p| catalog.push(&req, p)).await
 }
 
 pub(crate) async fn blob_head(

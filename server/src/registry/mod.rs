@@ -17,6 +17,7 @@ mod url;
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ const MAX_LAYERS: usize = 4096;
 
 /// `unauthorized: access denied` (a 401 after a fresh token).
 pub const ERR_UNAUTHORIZED: &str = "unauthorized: access denied";
+/// The client went away (Go's `context.Canceled`).
+pub const ERR_CANCELED: &str = "context canceled";
 /// Registry 404 (Go's `os.ErrNotExist`).
 pub const ERR_NOT_EXIST: &str = "file does not exist";
 
@@ -125,14 +128,19 @@ impl RegistryClient {
 
     /// `POST /api/pull`: downloads `name` into `store` (see [`pull`](self) docs in
     /// the module). Errors carry the spec's texts; progress goes to `progress`.
+    ///
+    /// `cancel` (the client went away) stops the transfer with `context canceled`;
+    /// partial downloads stay and a later pull resumes them.
     pub fn pull(
         &self,
         store: &Store,
         name: &ModelName,
         insecure: bool,
+        cancel: Option<&AtomicBool>,
         progress: Progress<'_>,
     ) -> Result<(), ApiError> {
-        let session = Session::new(self, name, insecure)?;
+        let mut session = Session::new(self, name, insecure)?;
+        session.cancel = cancel;
         pull::pull(&session, store, name, progress)
     }
 
@@ -142,9 +150,11 @@ impl RegistryClient {
         store: &Store,
         name: &ModelName,
         insecure: bool,
+        cancel: Option<&AtomicBool>,
         progress: Progress<'_>,
     ) -> Result<(), ApiError> {
-        let session = Session::new(self, name, insecure)?;
+        let mut session = Session::new(self, name, insecure)?;
+        session.cancel = cancel;
         push::push(&session, store, name, progress)
     }
 }
@@ -172,6 +182,7 @@ pub(crate) struct Session<'a> {
     repo: String,
     host: String,
     token: Mutex<Option<String>>,
+    cancel: Option<&'a AtomicBool>,
 }
 
 impl<'a> Session<'a> {
@@ -194,7 +205,16 @@ impl<'a> Session<'a> {
             repo: format!("{}/{}", name.namespace(), name.model()),
             host: name.host().to_string(),
             token: Mutex::new(None),
+            cancel: None,
         })
+    }
+
+    /// `context canceled` once the client went away.
+    fn check_cancel(&self) -> Result<(), ApiError> {
+        match self.cancel {
+            Some(c) if c.load(Ordering::Relaxed) => Err(ApiError::internal(ERR_CANCELED)),
+            _ => Ok(()),
+        }
     }
 
     fn opts(&self) -> &RegistryOptions {

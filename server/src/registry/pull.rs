@@ -42,6 +42,7 @@ pub(super) fn pull(
 
     let mut fresh = Vec::new();
     for (d, size) in &blobs {
+        s.check_cancel()?;
         if store.blob_exists(d) {
             report(progress, d, *size, *size);
             continue;
@@ -55,6 +56,7 @@ pub(super) fn pull(
         commit(store, d, size)?;
     }
 
+    s.check_cancel()?;
     progress(ProgressResponse::status("writing manifest"));
     // No delete may collect the new blobs between the check and the manifest write.
     let _gc = store.lock_gc();
@@ -308,6 +310,9 @@ fn download(
         let mut last_at = Instant::now();
         while finished.load(Ordering::SeqCst) < workers {
             std::thread::sleep(Duration::from_millis(10));
+            if s.check_cancel().is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
             let now: u64 = completed.iter().map(|c| c.load(Ordering::Relaxed)).sum();
             if now != last && last_at.elapsed() >= PROGRESS_EVERY {
                 report(progress, d, total, now);
@@ -316,6 +321,7 @@ fn download(
             }
         }
     });
+    s.check_cancel()?;
     if let Some(e) = error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }

@@ -45,10 +45,12 @@ pub(super) fn push(
             .digest()
             .map_err(|e| ApiError::new(e.status_code(), e.to_string()))?;
         if seen.insert(d.clone()) {
+            s.check_cancel()?;
             upload_blob(s, store, &d, layer, progress)?;
         }
     }
 
+    s.check_cancel()?;
     progress(ProgressResponse::status("pushing manifest"));
     // Go's json.Marshal: the encoder's form without its trailing newline.
     let mut body = gojson::to_vec(m);
@@ -124,6 +126,7 @@ fn upload_blob(
     let mut offset = 0u64;
     report(0);
     while offset < total {
+        s.check_cancel()?;
         let len = size.min(total - offset);
         md5s.extend_from_slice(&part_md5(&path, offset, len)?);
         let last = Cell::new(Instant::now());

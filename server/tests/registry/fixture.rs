@@ -32,6 +32,8 @@ pub struct Faults {
     pub cuts_left: usize,
     /// Once the cuts are used up, answer blob GETs with 503 instead of behaving.
     pub then_fail: bool,
+    /// Send blob bodies in 64 KiB pieces with this pause between them.
+    pub throttle: Option<std::time::Duration>,
     /// Blobs served with their first byte flipped.
     pub corrupt: HashSet<String>,
     /// Require `Authorization: Bearer` (401 with a challenge otherwise).
@@ -55,6 +57,8 @@ pub struct Registry {
     pub log: Mutex<Vec<String>>,
     /// Blob bytes sent, per digest.
     pub served: Mutex<HashMap<String, u64>>,
+    /// Bytes of throttled bodies actually produced.
+    pub streamed: Mutex<u64>,
     pub faults: Mutex<Faults>,
     /// Public key (authorized-key base64) the token endpoint accepts.
     pub trusted_key: Mutex<Option<String>>,
@@ -396,7 +400,28 @@ async fn blob_get(
     drop(faults);
     let sent = cut.unwrap_or(len);
     *reg.served.lock().unwrap().entry(digest).or_default() += sent;
+    let throttle = reg.faults.lock().unwrap().throttle;
     let body = match cut {
+        None if throttle.is_some() => {
+            let pause = throttle.unwrap();
+            let reg = reg.clone();
+            let pieces: Vec<Bytes> = (0..slice.len())
+                .step_by(64 << 10)
+                .map(|i| slice.slice(i..(i + (64 << 10)).min(slice.len())))
+                .collect();
+            // Count what actually leaves, so a hang-up shows in `streamed`.
+            Body::from_stream(futures_util::StreamExt::then(
+                futures_util::stream::iter(pieces),
+                move |p| {
+                    let reg = reg.clone();
+                    async move {
+                        tokio::time::sleep(pause).await;
+                        *reg.streamed.lock().unwrap() += p.len() as u64;
+                        Ok::<Bytes, std::io::Error>(p)
+                    }
+                },
+            ))
+        }
         // Promise the whole range, send part of it, then fail the stream: the
         // connection drops mid-body.
         Some(n) => {

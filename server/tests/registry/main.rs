@@ -770,3 +770,56 @@ fn concurrent_pulls_of_one_blob_download_it_once() {
     // One download (plus the 1-byte probe of the direct URL).
     assert!(served <= size as u64 + 1, "served {served}");
 }
+
+#[test]
+fn a_client_hang_up_stops_the_pull_and_a_later_pull_resumes() {
+    let fx = Fixture::start();
+    let size = 6_000_000;
+    let (model, _) = seed_synthetic(&fx, "library/slow", "latest", size);
+    fx.faults(|f| f.throttle = Some(Duration::from_millis(20)));
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), opts());
+    let name = format!("{}/library/slow", fx.host());
+
+    let mut st = stream(
+        s.addr,
+        "POST",
+        "/api/pull",
+        &json!({"model": name, "insecure": true}),
+    );
+    loop {
+        let line: Value = serde_json::from_str(&st.next_line().expect("a progress line")).unwrap();
+        if line["digest"] == model.as_str() && line["completed"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+    }
+    drop(st);
+    // The download stops soon after: the bytes produced stop growing well short of the blob.
+    std::thread::sleep(Duration::from_millis(800));
+    let a = *fx.reg.streamed.lock().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let b = *fx.reg.streamed.lock().unwrap();
+    assert_eq!(a, b, "still downloading after the hang-up");
+    assert!(b < size as u64, "{b}");
+    assert_eq!(files(&dir.path().join("manifests")), Vec::<String>::new());
+    let partial = format!("sha256-{}-partial", &model[7..]);
+    assert!(files(&dir.path().join("blobs")).contains(&partial));
+
+    fx.faults(|f| f.throttle = None);
+    fx.reg.clear_log();
+    let lines = post(
+        s.addr,
+        "/api/pull",
+        &json!({"model": name, "insecure": true}),
+    )
+    .lines();
+    assert_eq!(statuses(&lines).last().unwrap(), "success", "{lines:?}");
+    let log = fx.reg.log();
+    assert!(
+        log.iter().any(|l| l.contains(&model)
+            && l.contains("bytes=")
+            && !l.ends_with("bytes=0-0")
+            && !l.contains("bytes=0-")),
+        "resumed from an offset: {log:?}"
+    );
+}
