@@ -361,6 +361,18 @@ fn status_error(resp: Response<ureq::Body>) -> ApiError {
     ApiError::internal(format!("{code}: {}", body.trim_end()))
 }
 
+/// Errors a retry cannot fix: client errors (4xx, `file does not exist`), refused
+/// auth, a cancelled request, a bad upload location.
+fn permanent(e: &ApiError) -> bool {
+    let m = e.message.as_str();
+    m.starts_with('4')
+        || m == ERR_UNAUTHORIZED
+        || m == ERR_NOT_EXIST
+        || m == ERR_CANCELED
+        || m.starts_with("realm host")
+        || m.starts_with("bad ")
+}
+
 /// Part size for a blob: total/16 clamped to the options' bounds (never 0).
 fn part_size(opts: &RegistryOptions, total: u64) -> u64 {
     (total / 16).clamp(
@@ -388,6 +400,19 @@ mod tests {
         assert_eq!(part_size(&o, 10), 100_000_000);
         assert_eq!(part_size(&o, 3_200_000_000), 200_000_000);
         assert_eq!(part_size(&o, 160_000_000_000), 1_000_000_000);
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        for m in ["403: denied", ERR_UNAUTHORIZED, ERR_NOT_EXIST, ERR_CANCELED] {
+            assert!(permanent(&ApiError::internal(m)), "{m}");
+        }
+        for m in [
+            "503: busy",
+            "http://h/x: io: Connection reset by peer (os error 104)",
+        ] {
+            assert!(!permanent(&ApiError::internal(m)), "{m}");
+        }
     }
 
     #[test]

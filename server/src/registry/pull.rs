@@ -440,7 +440,7 @@ fn fetch_part(
         let before = part.completed.load(Ordering::SeqCst);
         match fetch_once(s, source, partial, part, stop) {
             Ok(()) => return Ok(()),
-            Err(e) if stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) if stop.load(Ordering::SeqCst) || super::permanent(&e) => return Err(e),
             Err(e) => {
                 // A connection that made progress before dying does not use up a try.
                 if part.completed.load(Ordering::SeqCst) == before {

@@ -239,7 +239,7 @@ fn upload_part(
             Ok(next) => return Ok(next),
             Err(e) => {
                 tries += 1;
-                if tries >= s.opts().max_retries || e.message.starts_with("4") {
+                if tries >= s.opts().max_retries || super::permanent(&e) {
                     return Err(e);
                 }
                 std::thread::sleep(s.opts().retry_base * 2u32.saturating_pow(tries - 1));
