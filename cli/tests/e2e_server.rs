@@ -378,8 +378,12 @@ fn clients_and_cli_against_the_real_server() {
     assert!(mf.contains("SYSTEM You are a concise assistant."), "{mf}");
     assert!(mf.contains("PARAMETER num_predict 16"), "{mf}");
     assert!(mf.contains("PARAMETER temperature 0"), "{mf}");
-    // Native mode: no TEMPLATE line, so re-creating from this Modelfile keeps the GGUF's.
-    assert!(!mf.contains("TEMPLATE"), "{mf}");
+    // SmolLM2's Jinja template autodetects as Ollama's ChatML (TEMPLATE + its stops).
+    assert!(
+        mf.contains("TEMPLATE \"{{- range .Messages }}<|im_start|>"),
+        "{mf}"
+    );
+    assert!(mf.contains("PARAMETER stop <|im_end|>"), "{mf}");
     let ps = s.cli_ok(&["ps"]);
     assert!(ps.starts_with("NAME"), "{ps}");
     assert!(ps.contains("smollm2:latest"), "{ps}");

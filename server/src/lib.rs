@@ -6,6 +6,7 @@
 //! - `config`: every `OLLAMA_*` variable; `api`: wire types; `catalog`: the boundary
 //!   between routes and store/templates; `runner`: continuous batching over one model;
 //!   `sched`: loaded models, keep-alive, eviction, admission; `http`: the axum routes.
+//! - `registry`: pull/push against Ollama registries.
 //! - `store_catalog` / `renderer`: the real catalog (the store) and prompt renderer (the
 //!   template engines) that `ferrite serve` runs with.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod create;
 pub mod http;
 pub mod modelfile;
+pub mod registry;
 pub mod renderer;
 pub mod runner;
 pub mod sched;

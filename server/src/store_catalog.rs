@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::api::{self, ApiError, ProgressResponse};
 use crate::catalog::{Catalog, ModelSummary, Progress, ResolvedModel};
 use crate::create::{self, CreateOptions, License};
+use crate::registry::{RegistryClient, RegistryOptions};
 use crate::show::{self, DetectedTemplate, TemplateSupport};
 use crate::store::{self, go_quote, Digest, ModelName, Store, StoreError};
 use crate::template::go::{ArgKind, GoTemplate, Node, Pipe};
@@ -25,9 +26,9 @@ const MAX_CACHED: usize = 1024;
 
 /// [`TemplateSupport`] on the real Go template engine.
 ///
-/// `detect` finds nothing: Ollama matches a GGUF's Jinja template against its own index
-/// of named templates, which ferrite does not ship. A model created from a bare GGUF
-/// therefore gets no TEMPLATE layer and is rendered with the GGUF's Jinja template.
+/// `detect` is Ollama's template auto-detection ([`crate::template::named`]): a GGUF whose
+/// Jinja template is close to one of Ollama's known ones gets that built-in Go template
+/// (and its `stop` parameters); any other is rendered with its own Jinja template.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EngineTemplates;
 
@@ -38,8 +39,17 @@ impl TemplateSupport for EngineTemplates {
             .map_err(|e| e.to_string())
     }
 
-    fn detect(&self, _chat_template: &str) -> Option<DetectedTemplate> {
-        None
+    fn detect(&self, chat_template: &str) -> Option<DetectedTemplate> {
+        let t = crate::template::named::detect(chat_template)?;
+        Some(DetectedTemplate {
+            name: t.name.to_string(),
+            template: t.template.clone(),
+            parameters: t.stop.as_ref().map(|stop| {
+                let mut m = serde_json::Map::new();
+                m.insert("stop".into(), Value::from(stop.clone()));
+                m
+            }),
+        })
     }
 
     fn vars(&self, template: &str) -> Vec<String> {
@@ -140,15 +150,24 @@ pub struct StoreCatalog {
     /// Manifest digest → capabilities (they depend only on the manifest's content, and
     /// computing them opens the GGUF).
     caps: Mutex<HashMap<String, Vec<String>>>,
+    registry: RegistryClient,
 }
 
 impl StoreCatalog {
+    /// A catalog whose pulls and pushes sign with `$HOME/.ollama/id_ed25519`.
     pub fn new(store: Arc<Store>) -> StoreCatalog {
         StoreCatalog {
             store,
             templates: EngineTemplates,
             caps: Mutex::new(HashMap::new()),
+            registry: RegistryClient::new(RegistryOptions::default()),
         }
+    }
+
+    /// Replaces the registry client (another key, retry timing, part sizes).
+    pub fn with_registry(mut self, registry: RegistryClient) -> StoreCatalog {
+        self.registry = registry;
+        self
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -375,6 +394,17 @@ impl Catalog for StoreCatalog {
 
     fn create(&self, req: &api::CreateRequest, progress: Progress<'_>) -> Result<(), ApiError> {
         let creq = create_request(req)?;
+        // A `from` model missing here is pulled first, its progress streamed (Ollama's
+        // parseFromModel); a pull failure is the create's error.
+        if let Ok(from) = ModelName::parse(&req.from) {
+            if matches!(
+                self.store.read_manifest(&from),
+                Err(StoreError::NotFound(_))
+            ) {
+                self.registry
+                    .pull(&self.store, &from, false, None, &mut *progress)?;
+            }
+        }
         let opts = CreateOptions {
             templates: &self.templates,
             pull: None,
@@ -420,6 +450,36 @@ impl Catalog for StoreCatalog {
     fn put_blob(&self, digest: &str, body: &mut dyn Read) -> Result<(), ApiError> {
         let d = Digest::parse(digest).map_err(api_error)?;
         self.store.put_blob(&d, body).map(|_| ()).map_err(api_error)
+    }
+
+    fn pull(&self, req: &api::PullRequest, progress: Progress<'_>) -> Result<(), ApiError> {
+        let raw = if req.model.is_empty() {
+            &req.name
+        } else {
+            &req.model
+        };
+        let name = ModelName::parse(raw).map_err(api_error)?;
+        let cancel = req.cancel.as_deref();
+        self.registry
+            .pull(&self.store, &name, req.insecure, cancel, progress)?;
+        self.caps.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
+    }
+
+    fn push(&self, req: &api::PullRequest, progress: Progress<'_>) -> Result<(), ApiError> {
+        let raw = if req.model.is_empty() {
+            &req.name
+        } else {
+            &req.model
+        };
+        if raw.is_empty() {
+            return Err(ApiError::bad_request("model is required"));
+        }
+        let name = ModelName::parse(raw).map_err(api_error)?;
+        let name = self.store.existing_name(&name).map_err(api_error)?;
+        let cancel = req.cancel.as_deref();
+        self.registry
+            .push(&self.store, &name, req.insecure, cancel, progress)
     }
 }
 

@@ -335,7 +335,10 @@ fn create_from_a_modelfile_with_a_relative_path() {
     let r = store.resolve("brief").unwrap();
     assert_eq!(r.system.as_deref(), Some("Be brief."));
     assert_eq!(r.parameters["temperature"], json!(0.1));
-    assert_eq!(r.template, None, "BasicTemplates detects nothing");
+    // SmolLM2's Jinja template is close to a ChatML entry of Ollama's index.
+    assert!(statuses.contains(&"using autodetected template chatml".to_string()));
+    assert_eq!(r.template.as_deref(), Some(CHATML));
+    assert_eq!(r.parameters["stop"], json!(["<|im_start|>", "<|im_end|>"]));
     assert_eq!(r.parent_model, "smol.gguf");
     let listed = store.list().unwrap();
     assert_eq!(listed[0].name, "brief:latest");

@@ -560,6 +560,10 @@ pub struct PullRequest {
     pub insecure: bool,
     #[serde(default)]
     pub stream: Option<bool>,
+    /// Set by the route when the client went away: the transfer stops (partial
+    /// downloads stay and resume later).
+    #[serde(skip)]
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

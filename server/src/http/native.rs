@@ -17,6 +17,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
@@ -391,7 +393,12 @@ pub(crate) async fn delete_model(State(st): State<AppState>, body: Body) -> Hand
 
 /// Runs a long catalog operation on a blocking thread and answers with its progress lines
 /// (`stream`) or its last line; a final `success` line is added on success.
-fn progress_response<F>(stream: bool, work: F) -> impl std::future::Future<Output = HandlerResult>
+fn progress_response<F>(
+    stream: bool,
+    early_errors: bool,
+    cancel: Option<Arc<AtomicBool>>,
+    work: F,
+) -> impl std::future::Future<Output = HandlerResult>
 where
     F: FnOnce(Progress<'_>) -> Result<(), ApiError> + Send + 'static,
 {
@@ -399,13 +406,31 @@ where
     tokio::task::spawn_blocking(move || {
         let progress_tx = tx.clone();
         let mut report = move |p: ProgressResponse| {
-            let _ = progress_tx.send(Ok(p));
+            // The receiver is gone only when the client is.
+            if progress_tx.send(Ok(p)).is_err() {
+                if let Some(c) = &cancel {
+                    c.store(true, Ordering::Relaxed);
+                }
+            }
         };
         let result = work(&mut report);
         let _ = tx.send(result.map(|()| ProgressResponse::status("success")));
     });
     async move {
         if stream {
+            // With `early_errors`, an error before any progress is a plain error
+            // response with its status (Ollama's streamResponse for pull/push: 400
+            // `invalid model name`, 500 `insecure protocol http`).
+            let head = if early_errors {
+                match rx.recv().await {
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(p)) => Some(line(&p)),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            let head = futures_util::stream::iter(head);
             let s = futures_util::stream::unfold(Some(rx), |rx| async move {
                 let mut rx = rx?;
                 match rx.recv().await? {
@@ -413,7 +438,7 @@ where
                     Err(e) => Some((error_line(&e.message), None)),
                 }
             });
-            return Ok(ndjson(s));
+            return Ok(ndjson(head.chain(s)));
         }
         let mut last = None;
         while let Some(item) = rx.recv().await {
@@ -431,21 +456,25 @@ pub(crate) async fn create(State(st): State<AppState>, body: Body) -> HandlerRes
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
     catalog.check_create(&req)?;
-    progress_response(stream, move |p| catalog.create(&req, p)).await
+    progress_response(stream, false, None, move |p| catalog.create(&req, p)).await
 }
 
 pub(crate) async fn pull(State(st): State<AppState>, body: Body) -> HandlerResult {
-    let req: PullRequest = read_json(body).await?;
+    let mut req: PullRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
-    progress_response(stream, move |p| catalog.pull(&req, p)).await
+    let cancel = Arc::new(AtomicBool::new(false));
+    req.cancel = Some(cancel.clone());
+    progress_response(stream, true, Some(cancel), move |p| catalog.pull(&req, p)).await
 }
 
 pub(crate) async fn push(State(st): State<AppState>, body: Body) -> HandlerResult {
-    let req: PullRequest = read_json(body).await?;
+    let mut req: PullRequest = read_json(body).await?;
     let stream = req.stream.unwrap_or(true);
     let catalog = st.catalog.clone();
-    progress_response(stream, move |p| catalog.push(&req, p)).await
+    let cancel = Arc::new(AtomicBool::new(false));
+    req.cancel = Some(cancel.clone());
+    progress_response(stream, true, Some(cancel), move |p| catalog.push(&req, p)).await
 }
 
 pub(crate) async fn blob_head(

@@ -15,7 +15,7 @@
 //! reference.
 
 mod digest;
-mod fsutil;
+pub(crate) mod fsutil;
 pub(crate) mod gojson;
 mod manifest;
 mod name;

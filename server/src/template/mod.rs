@@ -6,6 +6,7 @@
 //! - [`ChatTemplate`]: a GGUF's Jinja `tokenizer.chat_template` (or a built-in one for
 //!   families whose files have none), rendered with MiniJinja.
 //! - [`ModelTemplate`]: either of the two, as a model uses it.
+//! - [`named`]: Ollama's built-in templates and their detection from a Jinja template.
 //! - [`Message`], [`ToolCall`], [`Tool`], [`Think`]: the API's chat types.
 //!
 //! Both engines are sandboxed: output size, evaluation steps/fuel and nesting are bounded
@@ -14,6 +15,7 @@
 pub mod go;
 mod jinja;
 mod model;
+pub mod named;
 mod ollama;
 mod types;
 

@@ -220,6 +220,21 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server the caller started on its own thread, stopped through `stop`.
+    pub fn with_thread(
+        addr: SocketAddr,
+        state: AppState,
+        stop: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    ) -> TestServer {
+        TestServer {
+            addr,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
     /// A server run by the caller's own runtime.
     pub fn external(addr: SocketAddr, state: AppState) -> TestServer {
         TestServer {
