@@ -271,7 +271,19 @@ fn download(
         return Ok(());
     }
 
-    let source = resolve_source(s, d)?;
+    // Transient failures of the first request are retried with backoff (Ollama: ~30 s).
+    let mut tries = 0u32;
+    let source = loop {
+        match resolve_source(s, d) {
+            Ok(src) => break src,
+            Err(e) if super::permanent(&e) || tries + 1 >= s.opts().max_retries => return Err(e),
+            Err(_) => {
+                std::thread::sleep(s.opts().retry_base * 2u32.saturating_pow(tries));
+                tries += 1;
+                s.check_cancel()?;
+            }
+        }
+    };
     let completed: Vec<AtomicU64> = parts.iter().map(|p| AtomicU64::new(p.completed)).collect();
     let queue = Mutex::new(
         (0..parts.len())

@@ -32,6 +32,8 @@ pub struct Faults {
     pub cuts_left: usize,
     /// Once the cuts are used up, answer blob GETs with 503 instead of behaving.
     pub then_fail: bool,
+    /// Answer this many blob GETs with 503 first.
+    pub fail_gets: usize,
     /// Send blob bodies in 64 KiB pieces with this pause between them.
     pub throttle: Option<std::time::Duration>,
     /// Blobs served with their first byte flipped.
@@ -387,6 +389,10 @@ async fn blob_get(
         data.slice(start as usize..=end as usize)
     };
     let len = slice.len() as u64;
+    if faults.fail_gets > 0 {
+        faults.fail_gets -= 1;
+        return status(StatusCode::SERVICE_UNAVAILABLE, "warming up");
+    }
     if faults.cut_after.is_some() && faults.cuts_left == 0 && faults.then_fail {
         return status(StatusCode::SERVICE_UNAVAILABLE, "try later");
     }

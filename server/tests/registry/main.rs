@@ -380,6 +380,28 @@ fn an_interrupted_download_resumes_from_its_part_files() {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("{}/library/big", fx.host());
 
+    // A registry that answers 503 at first: the blob URL is asked again.
+    fx.faults(|f| f.fail_gets = 2);
+    {
+        let d = tempfile::tempdir().unwrap();
+        let s = server(d.path(), small_parts.clone());
+        let lines = post(
+            s.addr,
+            "/api/pull",
+            &json!({"model": name, "insecure": true}),
+        )
+        .lines();
+        assert_eq!(statuses(&lines).last().unwrap(), "success", "{lines:?}");
+        let probes = fx
+            .reg
+            .log()
+            .iter()
+            .filter(|l| l.ends_with("bytes=0-0"))
+            .count();
+        assert!(probes >= 3, "{:?}", fx.reg.log());
+        fx.reg.clear_log();
+    }
+
     // Within one pull: dropped connections are retried from where they stopped.
     fx.faults(|f| {
         f.cut_after = Some(400_000);
