@@ -106,16 +106,25 @@ fn mask_cost(m: Model) -> (usize, f64, [f64; 3]) {
     // the transition cache warm; pass 2: as served, with the per-state mask cache.
     let mut times = [0.0f64; 3];
     let mut c = Constraint::new(g.clone(), vocab.clone()).unwrap();
+    let mut walked: Vec<Vec<u64>> = Vec::new();
     for (pass, t) in times.iter_mut().enumerate() {
         c.reset().unwrap();
         let start = Instant::now();
-        for &id in &ids {
+        for (step, &id) in ids.iter().enumerate() {
             let mask = if pass < 2 {
                 c.mask_uncached().unwrap().to_vec()
             } else {
                 c.mask().unwrap().to_vec()
             };
             assert!(bits(&mask).binary_search(&id).is_ok(), "token {id} masked");
+            if pass == 0 {
+                walked.push(mask);
+            } else {
+                assert!(
+                    walked[step] == mask,
+                    "pass {pass} step {step}: another mask"
+                );
+            }
             c.accept(id).unwrap();
         }
         *t = start.elapsed().as_secs_f64() * 1e3 / ids.len() as f64;

@@ -319,14 +319,7 @@ impl Compiler<'_> {
             "null" => Ok(Expr::Ref(self.p.null)),
             "boolean" => Ok(Expr::Ref(self.p.boolean)),
             "integer" => self.integer(s),
-            "number" => {
-                if let Some(k) = NUMBER_KEYS.iter().find(|k| s.get(k).is_some()) {
-                    return err(format!(
-                        "{k} is only supported for \"integer\", not \"number\""
-                    ));
-                }
-                Ok(Expr::Ref(self.p.number))
-            }
+            "number" => self.number(s),
             "string" => self.string(s),
             "array" => self.array(s),
             "object" => self.object(s),
@@ -423,36 +416,81 @@ impl Compiler<'_> {
     }
 
     fn integer(&mut self, s: &Json) -> Result<Expr> {
-        let num = |k: &str| -> Result<Option<f64>> {
-            match s.get(k) {
-                None => Ok(None),
-                Some(Json::Num(n)) => Ok(n.as_f64()),
-                Some(_) => err(format!("{k} must be a number")),
-            }
-        };
-        let mut lo: Option<f64> = num("minimum")?.map(f64::ceil);
-        if let Some(x) = num("exclusiveMinimum")? {
-            let x = x.floor() + 1.0;
-            lo = Some(lo.map_or(x, |l| l.max(x)));
-        }
-        let mut hi: Option<f64> = num("maximum")?.map(f64::floor);
-        if let Some(x) = num("exclusiveMaximum")? {
-            let x = x.ceil() - 1.0;
-            hi = Some(hi.map_or(x, |h| h.min(x)));
-        }
-        if lo.is_none() && hi.is_none() {
+        let Some(b) = Bounds::of(s)? else {
             return Ok(Expr::Ref(self.p.integer));
+        };
+        if b.empty_ints() {
+            return err("no integer satisfies minimum/maximum");
         }
-        // Beyond 18 digits the bound does not restrict what the grammar can write anyway.
-        const LIM: f64 = 999_999_999_999_999_999.0;
-        let lo = lo.map(|l| l.clamp(-LIM, LIM) as i64);
-        let hi = hi.map(|h| h.clamp(-LIM, LIM) as i64);
-        if let (Some(l), Some(h)) = (lo, hi) {
-            if l > h {
-                return err("no integer satisfies minimum/maximum");
-            }
+        Ok(Expr::Seq(vec![int_range(b.lo_int, b.hi_int), self.space()]))
+    }
+
+    /// Bounded numbers: integers in range, or an integer part and a fraction whose every
+    /// value is in range (no exponent). A subset of the valid numbers, never a wrong one.
+    fn number(&mut self, s: &Json) -> Result<Expr> {
+        let Some(b) = Bounds::of(s)? else {
+            return Ok(Expr::Ref(self.p.number));
+        };
+        let frac = || {
+            Expr::Seq(vec![
+                Expr::lit("."),
+                Expr::repeat(json::digit(), 1, Some(16)),
+            ])
+        };
+        let mut alts = Vec::new();
+        if !b.empty_ints() {
+            alts.push(int_range(b.lo_int, b.hi_int));
         }
-        Ok(Expr::Seq(vec![int_range(lo, hi), self.space()]))
+        // v = ip + f, f in [0, 1): ip satisfies the lower bound, ip + 1 <= the upper one.
+        let lo_p = b.lo_int.unwrap_or(0).max(0);
+        let hi_p = b.hi.map(|h| h.floor() as i64 - 1);
+        if hi_p.is_none_or(|h| h >= lo_p) {
+            alts.push(Expr::Seq(vec![
+                nonneg_range(lo_p as u64, hi_p.map(|h| h as u64)),
+                frac(),
+            ]));
+        }
+        // v = -(ip + f): -ip satisfies the upper bound, -(ip + 1) >= the lower one.
+        let lo_n = b.hi_int.map_or(0, |h| -h).max(0);
+        let hi_n = b.lo.map(|l| -(l.ceil() as i64) - 1);
+        if hi_n.is_none_or(|h| h >= lo_n) {
+            alts.push(Expr::Seq(vec![
+                Expr::lit("-"),
+                nonneg_range(lo_n as u64, hi_n.map(|h| h as u64)),
+                frac(),
+            ]));
+        }
+        // At an exclusive integer bound, that integer with a non-zero fraction.
+        let nonzero = || {
+            Expr::Seq(vec![
+                Expr::lit("."),
+                Expr::repeat(json::digit(), 0, Some(15)),
+                Expr::Set(ByteSet::range(b'1', b'9')),
+            ])
+        };
+        if let Some(x) = b
+            .lo_excl_int
+            .filter(|&x| x >= 0 && hi_p.is_none_or(|h| x <= h))
+        {
+            alts.push(Expr::Seq(vec![
+                Expr::Lit(x.to_string().into_bytes()),
+                nonzero(),
+            ]));
+        }
+        if let Some(x) = b
+            .hi_excl_int
+            .filter(|&x| x <= 0 && hi_n.is_none_or(|h| -x <= h))
+        {
+            alts.push(Expr::Seq(vec![
+                Expr::lit("-"),
+                Expr::Lit((-x).to_string().into_bytes()),
+                nonzero(),
+            ]));
+        }
+        if alts.is_empty() {
+            return err("no number satisfies minimum/maximum");
+        }
+        Ok(Expr::Seq(vec![Expr::Alt(alts), self.space()]))
     }
 
     fn array(&mut self, s: &Json) -> Result<Expr> {
@@ -681,6 +719,62 @@ impl Compiler<'_> {
         let body = visit(&root, &ch);
         let body = if root.end { body } else { Expr::opt(body) };
         self.quoted(body)
+    }
+}
+
+/// `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` of a schema.
+struct Bounds {
+    /// The tightest lower and upper values.
+    lo: Option<f64>,
+    hi: Option<f64>,
+    /// The smallest and largest integers within the bounds.
+    lo_int: Option<i64>,
+    hi_int: Option<i64>,
+    /// The tightest bound is exclusive and an integer (`x > 0`: 0.5 is in, 0.0 is not).
+    lo_excl_int: Option<i64>,
+    hi_excl_int: Option<i64>,
+}
+
+impl Bounds {
+    fn of(s: &Json) -> Result<Option<Bounds>> {
+        // Beyond 18 digits a bound does not restrict what the grammar can write anyway.
+        const LIM: f64 = 999_999_999_999_999_999.0;
+        let num = |k: &str| -> Result<Option<f64>> {
+            match s.get(k) {
+                None => Ok(None),
+                Some(Json::Num(n)) => Ok(n.as_f64().map(|x| x.clamp(-LIM, LIM))),
+                Some(_) => err(format!("{k} must be a number")),
+            }
+        };
+        let (min, xmin) = (num("minimum")?, num("exclusiveMinimum")?);
+        let (max, xmax) = (num("maximum")?, num("exclusiveMaximum")?);
+        if min.is_none() && xmin.is_none() && max.is_none() && xmax.is_none() {
+            return Ok(None);
+        }
+        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        let lo_int = pick(min.map(f64::ceil), xmin.map(|x| x.floor() + 1.0), f64::max);
+        let hi_int = pick(max.map(f64::floor), xmax.map(|x| x.ceil() - 1.0), f64::min);
+        let lo = pick(min, xmin, f64::max);
+        let hi = pick(max, xmax, f64::min);
+        let excl_int = |x: Option<f64>, tight: Option<f64>, other: Option<f64>| {
+            x.filter(|x| x.fract() == 0.0 && Some(*x) == tight && other != tight)
+                .map(|x| x as i64)
+        };
+        Ok(Some(Bounds {
+            lo_excl_int: excl_int(xmin, lo, min),
+            hi_excl_int: excl_int(xmax, hi, max),
+            lo,
+            hi,
+            lo_int: lo_int.map(|x| x as i64),
+            hi_int: hi_int.map(|x| x as i64),
+        }))
+    }
+
+    fn empty_ints(&self) -> bool {
+        matches!((self.lo_int, self.hi_int), (Some(l), Some(h)) if l > h)
     }
 }
 

@@ -369,11 +369,75 @@ fn schema_integer_ranges() {
 }
 
 #[test]
+fn schema_number_ranges() {
+    let cases: &[(&str, &[f64], &[&str])] = &[
+        (
+            r#"{"type":"number","minimum":0}"#,
+            &[0.0, f64::INFINITY],
+            &["-1", "-0.5"],
+        ),
+        (
+            r#"{"type":"number","minimum":-2.5,"maximum":3}"#,
+            &[-2.5, 3.0],
+            &["-3", "3.5", "4"],
+        ),
+        (
+            r#"{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1}"#,
+            &[0.0, 1.0],
+            &["0", "1", "1.5"],
+        ),
+        (
+            r#"{"type":"number","maximum":-10}"#,
+            &[f64::NEG_INFINITY, -10.0],
+            &["-9.5", "0", "5"],
+        ),
+    ];
+    for (sch, [lo, hi], bad) in cases.iter().map(|(s, r, b)| (s, [r[0], r[1]], b)) {
+        let g = schema(sch);
+        let excl = sch.contains("exclusive");
+        let mut accepted = 0;
+        // Every accepted number is in range; typical in-range values are accepted.
+        for ip in -30..30 {
+            for frac in ["", ".0", ".25", ".5", ".75", ".999"] {
+                let text = format!("{ip}{frac}");
+                let v: f64 = text.parse().unwrap();
+                let in_range = if excl {
+                    v > lo && v < hi
+                } else {
+                    v >= lo && v <= hi
+                };
+                if full(&g, &text) {
+                    assert!(in_range, "{sch}: {text}");
+                    accepted += 1;
+                }
+            }
+        }
+        assert!(accepted > 3, "{sch}");
+        for b in bad.iter() {
+            assert!(!full(&g, b), "{sch}: {b}");
+        }
+    }
+    let g = schema(r#"{"type":"number","minimum":0,"maximum":100}"#);
+    for ok in ["0", "100", "99.5", "42", "0.001"] {
+        assert!(full(&g, ok), "{ok}");
+    }
+    assert!(!full(&g, "100.5") && !full(&g, "-0.1") && !full(&g, "1e3"));
+    let g = schema(r#"{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1}"#);
+    assert!(full(&g, "0.5") && full(&g, "0.05") && !full(&g, "0.0") && !full(&g, "0"));
+    let g = schema(r#"{"type":"number","exclusiveMaximum":0}"#);
+    assert!(full(&g, "-0.5") && full(&g, "-3") && !full(&g, "-0.0") && !full(&g, "0"));
+}
+
+#[test]
 fn unsupported_and_hostile_schemas_are_refused() {
     for (s, want) in [
         (
-            r#"{"type":"number","minimum":0}"#,
-            "only supported for \"integer\"",
+            r#"{"type":"number","minimum":1,"maximum":0.5}"#,
+            "no number satisfies",
+        ),
+        (
+            r#"{"type":"number","exclusiveMinimum":true}"#,
+            "must be a number",
         ),
         (r#"{"not":{"type":"string"}}"#, "\"not\" is not supported"),
         (

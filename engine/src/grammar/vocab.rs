@@ -107,30 +107,27 @@ impl TokenVocab {
         eog: Vec<u32>,
         n_vocab: usize,
     ) -> TokenVocab {
-        let mut offsets = vec![0u32; n_vocab + 1];
-        let mut bytes = Vec::new();
-        let mut entries: Vec<(u32, u32)> = Vec::new(); // (id, offset)
-        let mut spans = vec![(0u32, 0u32); n_vocab];
+        // Bytes of every token, indexed by id (gaps are empty tokens).
+        let mut spans: Vec<&[u8]> = vec![&[]; n_vocab];
         for (id, p) in pieces {
-            if id as usize >= n_vocab || p.is_empty() || p.len() > MAX_TOKEN_BYTES {
-                continue;
+            if (id as usize) < n_vocab && p.len() <= MAX_TOKEN_BYTES {
+                spans[id as usize] = p;
             }
-            let start = bytes.len() as u32;
+        }
+        let mut offsets = Vec::with_capacity(n_vocab + 1);
+        let mut bytes = Vec::new();
+        for p in &spans {
+            offsets.push(bytes.len() as u32);
             bytes.extend_from_slice(p);
-            spans[id as usize] = (start, bytes.len() as u32);
-            entries.push((id, start));
         }
-        // Offsets table over ids (gaps are empty tokens).
-        let mut flat = Vec::with_capacity(bytes.len());
-        for (id, &(s, e)) in spans.iter().enumerate() {
-            offsets[id] = flat.len() as u32;
-            flat.extend_from_slice(&bytes[s as usize..e as usize]);
-        }
-        offsets[n_vocab] = flat.len() as u32;
-        let bytes = flat;
-        let piece =
-            |id: u32| &bytes[offsets[id as usize] as usize..offsets[id as usize + 1] as usize];
-        entries.sort_unstable_by(|a, b| piece(a.0).cmp(piece(b.0)).then(a.0.cmp(&b.0)));
+        offsets.push(bytes.len() as u32);
+        let mut entries: Vec<(&[u8], u32)> = spans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(id, p)| (*p, id as u32))
+            .collect();
+        entries.sort_unstable();
 
         let mut nodes = vec![Node {
             skip: 0,
@@ -142,8 +139,7 @@ impl TokenVocab {
         let mut path: Vec<usize> = vec![0];
         let mut prev: &[u8] = &[];
         let mut max_depth = 0;
-        for &(id, _) in &entries {
-            let p = piece(id);
+        for &(p, id) in &entries {
             let lcp = prev.iter().zip(p).take_while(|(a, b)| a == b).count();
             while path.len() > lcp + 1 {
                 let n = path.pop().expect("deeper than lcp");
@@ -313,6 +309,8 @@ impl Constraint {
 
     /// Advances over `tok`; an error if the grammar does not allow it.
     pub fn accept(&mut self, tok: u32) -> Result<()> {
+        // Greedy decoding may go long stretches without a mask: keep the caches bounded here.
+        self.m.compact();
         if self.vocab.is_eog(tok) {
             if self.m.is_complete() {
                 return Ok(());
