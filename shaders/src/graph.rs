@@ -12,6 +12,9 @@ use kernels::GgmlType;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
+/// Rows per matmul workgroup (`R` in matmul.wgsl).
+const MM_ROWS: usize = 4;
+
 /// Bytes of one op's parameters (16 words; every shader's `P` fits).
 pub const PARAM_BYTES: u64 = 64;
 
@@ -206,8 +209,8 @@ impl<'a> Recorder<'a> {
         Ok(self.reads.len() - 1)
     }
 
-    /// `y[t][r] = W[r] · x[t]` for `ntok` rows of `x` (`w.cols` wide, contiguous) into
-    /// rows of `y` (`w.rows` wide): the matrix×vector shader for one token, the tiled
+    /// `y[t][r] = W[r] · x[t]` for `ntok` rows of `x` (`w.cols` wide, contiguous, `x` a
+    /// multiple of 4) into rows of `y` (`w.rows` wide): the matrix×vector shader for one token, the tiled
     /// matrix×matrix shader for more.
     pub fn matmul(
         &mut self,
@@ -215,6 +218,35 @@ impl<'a> Recorder<'a> {
         x: usize,
         y: usize,
         ntok: usize,
+    ) -> Result<(), GpuError> {
+        self.matmul_inner(w, x, y, ntok, None)
+    }
+
+    /// [`Recorder::matmul`] over activations that [`Recorder::quantize_act`] rounded to
+    /// `act`: with Q8_1 the weights' block minimums (Q4_1) multiply the f16 block sums
+    /// it stored after the values, exactly as the CPU kernels do.
+    pub fn matmul_quantized(
+        &mut self,
+        w: &GpuTensor,
+        act: GgmlType,
+        xq: usize,
+        y: usize,
+        ntok: usize,
+    ) -> Result<(), GpuError> {
+        let sums = (act == GgmlType::Q8_1).then_some(xq + ntok * w.cols);
+        if let Some(s) = sums {
+            self.check("matmul block sums", s, ntok * w.cols / 32)?;
+        }
+        self.matmul_inner(w, xq, y, ntok, sums)
+    }
+
+    fn matmul_inner(
+        &mut self,
+        w: &GpuTensor,
+        x: usize,
+        y: usize,
+        ntok: usize,
+        sums: Option<usize>,
     ) -> Result<(), GpuError> {
         self.check("matmul input", x, ntok * w.cols)?;
         self.check("matmul output", y, ntok * w.rows)?;
@@ -229,8 +261,13 @@ impl<'a> Recorder<'a> {
                 "{ntok} tokens in one matmul"
             )));
         }
+        if x % 4 != 0 || w.cols % 4 != 0 {
+            return Err(GpuError::Unsupported(format!(
+                "matmul input offset {x} is not a multiple of 4"
+            )));
+        }
         for win in &w.windows {
-            let (gx, gy) = grid(win.rows)?;
+            let (gx, gy) = grid(win.rows.div_ceil(MM_ROWS))?;
             self.push(
                 op,
                 Some(w.dtype),
@@ -244,6 +281,8 @@ impl<'a> Recorder<'a> {
                     u(w.rows),
                     u(win.row0),
                     gx,
+                    u(sums.unwrap_or(0)),
+                    u(sums.is_some() as usize),
                 ],
                 vec![self.arena_buf(), win.buf.clone()],
                 [gx, gy, tiles as u32],
@@ -373,6 +412,47 @@ impl<'a> Recorder<'a> {
             op,
             None,
             &[u(n), u(x), u(y), 0, f.to_bits(), gx],
+            vec![self.arena_buf()],
+            [gx, gy, 1],
+        )
+    }
+
+    /// Round `n` activations at `x` to the values the CPU kernels multiply `act`
+    /// (Q8_0, Q8_1 or Q8_K) activations with, writing them at `y` (may equal `x`);
+    /// Q8_1 also writes its f16 block sums at `y + n` (`n / 32` values).
+    pub fn quantize_act(
+        &mut self,
+        act: GgmlType,
+        x: usize,
+        y: usize,
+        n: usize,
+    ) -> Result<(), GpuError> {
+        let (kind, blen) = match act {
+            GgmlType::Q8_0 => (0, 32),
+            GgmlType::Q8_1 => (2, 32),
+            GgmlType::Q8K => (1, 256),
+            _ => {
+                return Err(GpuError::Unsupported(format!(
+                    "activations cannot be quantized to {act}"
+                )))
+            }
+        };
+        if !n.is_multiple_of(blen) {
+            return Err(GpuError::Unsupported(format!(
+                "{n} activations are not whole {act} blocks"
+            )));
+        }
+        self.check("quantize_act input", x, n)?;
+        self.check("quantize_act output", y, n)?;
+        if kind == 2 {
+            self.check("quantize_act block sums", y + n, n / blen)?;
+        }
+        let op = Op::QuantizeAct;
+        let (gx, gy) = self.elementwise_groups(n / blen, op.workgroup())?;
+        self.push(
+            op,
+            None,
+            &[u(n / blen), u(x), u(y), kind, gx, u(y + n)],
             vec![self.arena_buf()],
             [gx, gy, 1],
         )

@@ -13,6 +13,7 @@ use crate::pipelines::Ew;
 use crate::{GpuContext, GpuError, GpuTensor};
 use engine::model::{Activation, HParams, Matrix, Model};
 use kernels::ops::Rope;
+use kernels::GgmlType;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -99,15 +100,18 @@ struct Layout {
     cs_swa: usize,
     fin: usize,
     logits: usize,
+    /// Quantized copy of a matmul input.
+    xq: usize,
     total: usize,
 }
 
 impl Layout {
     fn new(hp: &HParams, b: usize) -> Layout {
         let mut at = 0;
+        // Regions start at multiples of 4: matmul reads its input as vec4.
         let mut take = |n: usize| {
             let o = at;
-            at += n;
+            at = (at + n).next_multiple_of(4);
             o
         };
         let d = hp.n_embd;
@@ -126,6 +130,8 @@ impl Layout {
             cs_swa: take(b * hp.n_rot),
             fin: take(d),
             logits: take(hp.n_vocab),
+            // Values, then Q8_1 block sums.
+            xq: take(b * d.max(hp.n_ff).max(hp.n_head * hp.head_dim_v) * 33 / 32 + 1),
             total: 0,
         };
         Layout { total: at, ..l }
@@ -416,9 +422,13 @@ impl GpuModel {
         for (i, l) in self.layers.iter().enumerate() {
             let il = self.first_layer + i;
             r.rms_norm(lay.x, lay.h, b, d, Some(&l.attn_norm), eps)?;
-            r.matmul(&l.wq, lay.h, lay.q, b)?;
-            r.matmul(&l.wk, lay.h, lay.k, b)?;
-            r.matmul(&l.wv, lay.h, lay.v, b)?;
+            mm(
+                &mut r,
+                &[(&l.wq, lay.q), (&l.wk, lay.k), (&l.wv, lay.v)],
+                lay.h,
+                lay.xq,
+                b,
+            )?;
             for (off, bias) in [(lay.q, &l.bq), (lay.k, &l.bk), (lay.v, &l.bv)] {
                 if let Some(bias) = bias {
                     r.add_bias(off, b, bias)?;
@@ -468,21 +478,26 @@ impl GpuModel {
                     scale: hp.attn_scale,
                 },
             )?;
-            r.matmul(&l.wo, lay.att, lay.o, b)?;
+            mm(&mut r, &[(&l.wo, lay.o)], lay.att, lay.xq, b)?;
             if let Some(w) = &l.post_attn_norm {
                 r.rms_norm(lay.o, lay.o, b, d, Some(w), eps)?;
             }
             r.ew(Ew::Add, lay.x, lay.o, b * d, 0.0)?;
             r.rms_norm(lay.x, lay.h, b, d, Some(&l.ffn_norm), eps)?;
-            r.matmul(&l.w_gate, lay.h, lay.gate, b)?;
-            r.matmul(&l.w_up, lay.h, lay.up, b)?;
+            mm(
+                &mut r,
+                &[(&l.w_gate, lay.gate), (&l.w_up, lay.up)],
+                lay.h,
+                lay.xq,
+                b,
+            )?;
             let act = match hp.activation {
                 Activation::Silu => Ew::Swiglu,
                 // As the CPU path and llama.cpp's CPU backend: GELU through an f16 table.
                 Activation::GeluTanh => Ew::GegluF16,
             };
             r.ew(act, lay.gate, lay.up, b * hp.n_ff, 0.0)?;
-            r.matmul(&l.w_down, lay.gate, lay.o, b)?;
+            mm(&mut r, &[(&l.w_down, lay.o)], lay.gate, lay.xq, b)?;
             if let Some(w) = &l.post_ffn_norm {
                 r.rms_norm(lay.o, lay.o, b, d, Some(w), eps)?;
             }
@@ -497,7 +512,7 @@ impl GpuModel {
                 Some(&self.output_norm),
                 eps,
             )?;
-            r.matmul(&self.output, lay.fin, lay.logits, 1)?;
+            mm(&mut r, &[(&self.output, lay.logits)], lay.fin, lay.xq, 1)?;
             if let Some(cap) = hp.final_logit_softcap {
                 r.ew(Ew::Softcap, lay.logits, 0, hp.n_vocab, cap)?;
             }
@@ -506,6 +521,48 @@ impl GpuModel {
         let mut out = r.submit()?;
         Ok(out.pop().unwrap_or_default())
     }
+}
+
+/// The activation rounding the CPU kernels apply for `t` weights, or `None` for float
+/// weights, which take f32 activations. Q8_0 and Q8_1 round alike; Q8_1 also keeps
+/// block sums (unused by Q8_0 weights), so one pass serves both.
+fn act_quant(t: GgmlType) -> Option<GgmlType> {
+    match kernels::dispatch::kernels(t)?.act {
+        GgmlType::Q8_0 | GgmlType::Q8_1 => Some(GgmlType::Q8_1),
+        GgmlType::Q8K => Some(GgmlType::Q8K),
+        _ => None,
+    }
+}
+
+/// Products of one input `x` (`b` rows) with several matrices. Activations are first
+/// rounded as the CPU kernels (and llama.cpp's) round them, once per activation type:
+/// these small models amplify that difference into different greedy tokens.
+fn mm(
+    r: &mut Recorder,
+    ws: &[(&GpuTensor, usize)],
+    x: usize,
+    xq: usize,
+    b: usize,
+) -> Result<(), GpuError> {
+    let mut acts: Vec<Option<GgmlType>> = Vec::new();
+    for (w, _) in ws {
+        let a = act_quant(w.dtype);
+        if !acts.contains(&a) {
+            acts.push(a);
+        }
+    }
+    for act in acts {
+        if let Some(a) = act {
+            r.quantize_act(a, x, xq, b * ws[0].0.cols)?;
+        }
+        for (w, y) in ws.iter().filter(|(w, _)| act_quant(w.dtype) == act) {
+            match act {
+                Some(a) => r.matmul_quantized(w, a, xq, *y, b)?,
+                None => r.matmul(w, x, *y, b)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

@@ -50,6 +50,7 @@ pub enum Op {
     KvStore,
     Attention,
     AddW,
+    QuantizeAct,
     Elementwise(Ew),
 }
 
@@ -86,7 +87,7 @@ impl Op {
             Op::MatVec | Op::MatMul | Op::GetRows | Op::RmsNorm | Op::AddW => {
                 &[ReadWrite, ReadOnly]
             }
-            Op::Softmax | Op::Rope | Op::Elementwise(_) => &[ReadWrite],
+            Op::Softmax | Op::Rope | Op::QuantizeAct | Op::Elementwise(_) => &[ReadWrite],
             Op::KvStore => &[ReadWrite, ReadWrite],
             Op::Attention => &[ReadWrite, ReadOnly, ReadOnly],
         }
@@ -192,6 +193,7 @@ pub fn source(key: PipelineKey) -> Result<String, GpuError> {
         Op::KvStore => include_str!("../wgsl/kv_store.wgsl"),
         Op::Attention => include_str!("../wgsl/attention.wgsl"),
         Op::AddW => include_str!("../wgsl/add_w.wgsl"),
+        Op::QuantizeAct => include_str!("../wgsl/quantize_act.wgsl"),
         Op::Elementwise(_) => include_str!("../wgsl/elementwise.wgsl"),
     };
     let (params, args) = if key.variant.subgroups {

@@ -72,6 +72,7 @@ fn assert_nmse(what: &str, ctx: &GpuContext, got: &[f32], want: &[f32]) {
         label(ctx)
     );
     let e = nmse(got, want);
+    eprintln!("NMSE {what} [{}] = {e:e}", label(ctx));
     assert!(e <= 1e-6, "{what} [{}]: NMSE {e:e} > 1e-6", label(ctx));
 }
 
@@ -122,13 +123,25 @@ fn matmul_matches_cpu_kernels_for_every_weight_type() {
                     assert_eq!(w.windows() > 1, window != u64::MAX);
                     for ntok in [1usize, 3, 9] {
                         let x = rng.weights(ntok * cols);
-                        let arena = Arena::new(ctx, ntok * cols + ntok * rows + 5).unwrap();
+                        let n = ntok * cols;
+                        // x | y (f32 activations) | xq (+ Q8_1 sums) | yq (rounded activations)
+                        // Offsets: y is odd on purpose; matmul inputs must be multiples of 4.
+                        let y0 = n + 5;
+                        let xq = (y0 + ntok * rows).next_multiple_of(4);
+                        let yq = xq + n + n / 32;
+                        let arena = Arena::new(ctx, yq + ntok * rows).unwrap();
                         let mut r = Recorder::new(ctx, &arena);
                         r.write(0, &x).unwrap();
-                        let y0 = ntok * cols + 5;
                         r.matmul(&w, 0, y0, ntok).unwrap();
+                        let quantized = k.act != GgmlType::F32;
+                        if quantized {
+                            r.quantize_act(k.act, 0, xq, n).unwrap();
+                            r.matmul_quantized(&w, k.act, xq, yq, ntok).unwrap();
+                        }
                         r.read(y0, ntok * rows).unwrap();
-                        let got = r.submit().unwrap().remove(0);
+                        r.read(yq, ntok * rows).unwrap();
+                        let mut res = r.submit().unwrap();
+                        let (got, got_q) = (res.remove(0), res.remove(0));
                         let mut cpu = vec![0f32; ntok * rows];
                         kernels::matmul::matmul(&k, &bytes, rows, cols, &x, ntok, &mut cpu);
                         for tok in 0..ntok {
@@ -155,6 +168,16 @@ fn matmul_matches_cpu_kernels_for_every_weight_type() {
                                     (g - c).abs() / cols as f64 <= 0.02,
                                     "{what}: gpu {g} vs cpu {c}"
                                 );
+                                // Rounded as the CPU rounds them, the activations give the CPU's
+                                // result up to f32 summation order (the kernels' 1e-5 between levels).
+                                if quantized {
+                                    let gq = got_q[tok * rows + row] as f64;
+                                    assert!(
+                                        (gq - c).abs() <= 1e-5 * mag + 1e-6,
+                                        "{what}: gpu {gq} on {} activations vs cpu {c}",
+                                        k.act
+                                    );
+                                }
                             }
                         }
                     }
@@ -202,6 +225,43 @@ fn get_rows_dequantizes_embeddings_across_windows() {
                     label(ctx)
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn activation_rounding_matches_cpu_quantizers() {
+    for ctx in contexts() {
+        let mut rng = Rng::new(9);
+        for act in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8K] {
+            let n = 3 * 256;
+            let mut x = rng.weights(n);
+            x[256..512].iter_mut().for_each(|v| *v = 0.0); // an all-zero block
+            let mut init = x.clone();
+            init.extend(vec![0f32; n / 32]); // Q8_1 block sums
+            let got = run(ctx, &init, |r| r.quantize_act(act, 0, 0, n).unwrap());
+            let got = &got[..n];
+            // The CPU path: the kernels' activation quantizer, then dequantized.
+            let wt = match act {
+                GgmlType::Q8K => GgmlType::Q4K,
+                GgmlType::Q8_1 => GgmlType::Q4_1,
+                _ => GgmlType::Q8_0,
+            };
+            let k = dispatch::kernels(wt).unwrap();
+            assert_eq!(k.act, act);
+            let mut q = vec![0u8; act.row_bytes(n).unwrap()];
+            (k.quantize_act)(&x, &mut q);
+            let mut want = vec![0f32; n];
+            dispatch::dequantizer(act)(&q, &mut want);
+            let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+            eprintln!("{act}: {bad} differ");
+            // Division may differ in the last bit on some GPUs; lavapipe/llvmpipe are exact.
+            assert!(
+                bad <= n / 100,
+                "{act}: {bad} of {n} values differ [{}]",
+                label(ctx)
+            );
+            assert_nmse(&format!("quantize_act {act}"), ctx, got, &want);
         }
     }
 }

@@ -2,6 +2,7 @@
 // Element e: group j = e / 64 uses qs[32j..32j+32], low nibbles for the first 32, high for the next.
 const BLOCK_LEN: u32 = 256u;
 const BLOCK_WORDS: u32 = 36u;
+const BLOCK_HAS_MIN: bool = false;
 const CHUNKS: u32 = 32u;
 
 fn scale_byte(b: u32, k: u32) -> u32 {
@@ -30,4 +31,8 @@ fn load8(b: u32, c: u32) -> W8 {
     let lo = vec4<f32>((u8x4(w[wi]) >> sh) & vec4<u32>(15u));
     let hi = vec4<f32>((u8x4(w[wi + 1u]) >> sh) & vec4<u32>(15u));
     return W8(lo * d - m, hi * d - m);
+}
+
+fn block_min(b: u32) -> f32 {
+    return 0.0;
 }

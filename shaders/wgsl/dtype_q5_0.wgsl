@@ -2,6 +2,7 @@
 // w = d (q - 16).
 const BLOCK_LEN: u32 = 32u;
 const BLOCK_WORDS: u32 = 6u;
+const BLOCK_HAS_MIN: bool = false;
 const CHUNKS: u32 = 4u;
 
 fn load8(b: u32, c: u32) -> W8 {
@@ -14,4 +15,8 @@ fn load8(b: u32, c: u32) -> W8 {
     let lo = vec4<f32>(((u8x4(w[wi]) >> sh) & vec4<u32>(15u)) | hlo) - 16.0;
     let hi = vec4<f32>(((u8x4(w[wi + 1u]) >> sh) & vec4<u32>(15u)) | hhi) - 16.0;
     return W8(lo * d, hi * d);
+}
+
+fn block_min(b: u32) -> f32 {
+    return 0.0;
 }

@@ -4,6 +4,7 @@
 // scale scales[8n + l / 16 + 2k]; w = d * scale * (q - 32).
 const BLOCK_LEN: u32 = 256u;
 const BLOCK_WORDS: u32 = 53u;
+const BLOCK_HAS_MIN: bool = false;
 const CHUNKS: u32 = 32u;
 
 fn load8(b: u32, c: u32) -> W8 {
@@ -22,4 +23,8 @@ fn load8(b: u32, c: u32) -> W8 {
     let lo = ((u8x4(w[qlw]) >> lsh) & vec4<u32>(15u)) | (((u8x4(w[qhw]) >> hsh) & vec4<u32>(3u)) << vec4<u32>(4u));
     let hi = ((u8x4(w[qlw + 1u]) >> lsh) & vec4<u32>(15u)) | (((u8x4(w[qhw + 1u]) >> hsh) & vec4<u32>(3u)) << vec4<u32>(4u));
     return W8((vec4<f32>(lo) - 32.0) * d, (vec4<f32>(hi) - 32.0) * d);
+}
+
+fn block_min(b: u32) -> f32 {
+    return 0.0;
 }

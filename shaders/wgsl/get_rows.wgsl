@@ -26,7 +26,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let nb = p.cols / BLOCK_LEN;
     let rbase = (id - p.row0) * nb * BLOCK_WORDS;
     for (var ci = lid; ci < nb * CHUNKS; ci = ci + WG) {
-        let q = load8(rbase + (ci / CHUNKS) * BLOCK_WORDS, ci % CHUNKS);
+        let bw = rbase + (ci / CHUNKS) * BLOCK_WORDS;
+        let q0 = load8(bw, ci % CHUNKS);
+        let m = block_min(bw);
+        let q = W8(q0.lo + m, q0.hi + m);
         let o = p.y_off + t * p.cols + ci * 8u;
         a[o] = q.lo.x * p.scale;
         a[o + 1u] = q.lo.y * p.scale;
