@@ -250,7 +250,9 @@ impl GpuContext {
     }
     /// The largest storage binding; bigger tensors are split into windows.
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Take the errors wgpu reported since the last call.

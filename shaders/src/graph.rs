@@ -261,7 +261,7 @@ impl<'a> Recorder<'a> {
                 "{ntok} tokens in one matmul"
             )));
         }
-        if x % 4 != 0 || w.cols % 4 != 0 {
+        if !x.is_multiple_of(4) || !w.cols.is_multiple_of(4) {
             return Err(GpuError::Unsupported(format!(
                 "matmul input offset {x} is not a multiple of 4"
             )));
@@ -554,15 +554,15 @@ impl<'a> Recorder<'a> {
         let max = MAX_HEAD_DIM as usize;
         if s.head_dim_k > max
             || s.head_dim_v > max
-            || s.head_dim_k % 2 != 0
-            || s.head_dim_v % 2 != 0
+            || !s.head_dim_k.is_multiple_of(2)
+            || !s.head_dim_v.is_multiple_of(2)
         {
             return Err(GpuError::Unsupported(format!(
                 "attention: head sizes {}/{} (the GPU shader takes even sizes up to {max})",
                 s.head_dim_k, s.head_dim_v
             )));
         }
-        if s.n_head_kv == 0 || s.n_head % s.n_head_kv != 0 {
+        if s.n_head_kv == 0 || !s.n_head.is_multiple_of(s.n_head_kv) {
             return Err(GpuError::Unsupported(format!(
                 "attention: {} heads over {} kv heads",
                 s.n_head, s.n_head_kv

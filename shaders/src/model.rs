@@ -11,7 +11,7 @@
 use crate::graph::{rope_table, Arena, AttnShape, KvBuffer, Recorder};
 use crate::pipelines::Ew;
 use crate::{GpuContext, GpuError, GpuTensor};
-use engine::model::{Activation, HParams, Matrix, Model};
+use engine::model::{Activation, HParams, KvCache, Matrix, Model, SeqInput};
 use kernels::ops::Rope;
 use kernels::GgmlType;
 use std::collections::HashMap;
@@ -68,6 +68,30 @@ impl GpuKvCache {
     }
 }
 
+/// One sequence's caches when a model is split: the CPU layers' and the GPU layers'.
+pub struct SplitCache {
+    pub cpu: KvCache,
+    pub gpu: GpuKvCache,
+}
+
+impl SplitCache {
+    pub fn len(&self) -> usize {
+        self.gpu.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.gpu.is_empty()
+    }
+    /// Forget everything after the first `n` tokens (prefix reuse).
+    pub fn truncate(&mut self, n: usize, hp: &HParams) {
+        self.cpu.truncate(n, hp);
+        self.gpu.truncate(n);
+    }
+    pub fn clear(&mut self) {
+        self.cpu.clear();
+        self.gpu.clear();
+    }
+}
+
 /// A model's last `gpu_layers` layers (and its output) on a GPU.
 pub struct GpuModel {
     ctx: Arc<GpuContext>,
@@ -106,7 +130,8 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(hp: &HParams, b: usize) -> Layout {
+    /// `b` tokens of `nseq` sequences (each sequence's last token gets logits).
+    fn new(hp: &HParams, b: usize, nseq: usize) -> Layout {
         let mut at = 0;
         // Regions start at multiples of 4: matmul reads its input as vec4.
         let mut take = |n: usize| {
@@ -128,10 +153,10 @@ impl Layout {
             up: take(b * hp.n_ff),
             cs_global: take(b * hp.n_rot),
             cs_swa: take(b * hp.n_rot),
-            fin: take(d),
-            logits: take(hp.n_vocab),
+            fin: take(nseq * d),
+            logits: take(nseq * hp.n_vocab),
             // Values, then Q8_1 block sums.
-            xq: take(b * d.max(hp.n_ff).max(hp.n_head * hp.head_dim_v) * 33 / 32 + 1),
+            xq: take(b.max(nseq) * d.max(hp.n_ff).max(hp.n_head * hp.head_dim_v) * 33 / 32 + 1),
             total: 0,
         };
         Layout { total: at, ..l }
@@ -244,7 +269,7 @@ impl GpuModel {
         let rope_global = Rope::new(hp.n_rot, hp.rope_base, 1.0, hp.rope_style);
         let rope_swa = Rope::new(hp.n_rot, hp.rope_base_swa, 1.0, hp.rope_style);
         // Fail now, not at the first request, if one token's activations cannot be bound.
-        let min_arena = Layout::new(&hp, 1).total as u64 * 4;
+        let min_arena = Layout::new(&hp, 1, 1).total as u64 * 4;
         if min_arena > ctx.max_binding() {
             return Err(GpuError::OutOfMemory(format!(
                 "one token's activations ({min_arena} bytes) exceed the storage binding limit"
@@ -305,6 +330,60 @@ impl GpuModel {
         })
     }
 
+    /// Caches for one sequence of at most `n_ctx` tokens on both sides of the split.
+    pub fn new_split_cache(&self, model: &Model, n_ctx: usize) -> Result<SplitCache, GpuError> {
+        Ok(SplitCache {
+            cpu: model.new_cache(n_ctx),
+            gpu: self.new_cache(n_ctx)?,
+        })
+    }
+
+    /// Run `tokens` through the model, the first layers on the CPU (`model`, the one
+    /// this was built from) and the rest here; returns the logits of the last token.
+    /// With every layer on the GPU the CPU cache stays empty.
+    pub fn forward_split(
+        &self,
+        model: &Model,
+        cache: &mut SplitCache,
+        tokens: &[u32],
+    ) -> Result<Vec<f32>, GpuError> {
+        if model.hp != self.hp {
+            return Err(GpuError::Input(
+                "the CPU model is not the one on the GPU".into(),
+            ));
+        }
+        if self.is_full() {
+            return self.forward(&mut cache.gpu, tokens);
+        }
+        if cache.cpu.len() != cache.gpu.len() {
+            return Err(GpuError::Input(format!(
+                "CPU and GPU caches disagree ({} vs {} tokens)",
+                cache.cpu.len(),
+                cache.gpu.len()
+            )));
+        }
+        if cache.gpu.len() + tokens.len() > cache.gpu.n_ctx() {
+            return Err(GpuError::Input(format!(
+                "context overflow: {} cached + {} new tokens exceed num_ctx {}",
+                cache.gpu.len(),
+                tokens.len(),
+                cache.gpu.n_ctx()
+            )));
+        }
+        let hidden = model
+            .forward_layers(
+                &mut [SeqInput {
+                    cache: &mut cache.cpu,
+                    tokens,
+                    all_logits: false,
+                }],
+                self.first_layer,
+            )
+            .map_err(GpuError::Input)?
+            .remove(0);
+        self.forward_hidden(&mut cache.gpu, &hidden, tokens.len())
+    }
+
     /// Run `tokens` through the whole model (needs every layer on the GPU), appending
     /// them to `cache`; returns the logits of the last token.
     pub fn forward(&self, cache: &mut GpuKvCache, tokens: &[u32]) -> Result<Vec<f32>, GpuError> {
@@ -342,7 +421,28 @@ impl GpuModel {
         self.run(cache, ntok, Input::Hidden(x))
     }
 
-    fn run(&self, cache: &mut GpuKvCache, ntok: usize, input: Input) -> Result<Vec<f32>, GpuError> {
+    /// Tokens one chunk may carry with `nseq` sequences' logits.
+    fn batch_limit(&self, nseq: usize) -> usize {
+        let l1 = Layout::new(&self.hp, 1, nseq).total as u64 * 4;
+        let per_tok = (Layout::new(&self.hp, 2, nseq).total as u64 * 4)
+            .saturating_sub(l1)
+            .max(1);
+        let fit = (self.ctx.max_binding().saturating_sub(l1) / per_tok) as usize + 1;
+        MAX_BATCH.min(fit)
+    }
+
+    fn arena(&self, lay: &Layout) -> Result<std::sync::MutexGuard<'_, Option<Arena>>, GpuError> {
+        let mut guard = self
+            .arena
+            .lock()
+            .map_err(|_| GpuError::Wgpu("arena lock poisoned".into()))?;
+        if guard.as_ref().is_none_or(|a| a.len() < lay.total) {
+            *guard = Some(Arena::new(&self.ctx, lay.total)?);
+        }
+        Ok(guard)
+    }
+
+    fn check_cache(&self, cache: &GpuKvCache, ntok: usize) -> Result<(), GpuError> {
         if cache.k.len() != self.layers.len() {
             return Err(GpuError::Input("the cache belongs to another model".into()));
         }
@@ -352,22 +452,75 @@ impl GpuModel {
                 cache.len, cache.n_ctx
             )));
         }
+        Ok(())
+    }
+
+    /// Several sequences in one pass (their matrix products share each weight read);
+    /// needs every layer on the GPU. Returns per sequence the logits of its last token
+    /// (empty for a sequence without tokens).
+    pub fn forward_batch(&self, seqs: &mut [GpuSeq<'_>]) -> Result<Vec<Vec<f32>>, GpuError> {
+        if !self.is_full() {
+            return Err(GpuError::Unsupported(
+                "batched forward needs every layer on the GPU".into(),
+            ));
+        }
+        for s in seqs.iter() {
+            if let Some(&t) = s.tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
+                return Err(GpuError::Input(format!(
+                    "token id {t} is outside the vocabulary ({})",
+                    self.hp.n_vocab
+                )));
+            }
+            self.check_cache(s.cache, s.tokens.len())?;
+        }
+        let active: Vec<usize> = (0..seqs.len())
+            .filter(|&i| !seqs[i].tokens.is_empty())
+            .collect();
+        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        let mut out = vec![Vec::new(); seqs.len()];
+        if active.is_empty() {
+            return Ok(out);
+        }
+        if total > self.batch_limit(active.len()) || active.len() == 1 {
+            // Too many tokens for one pass (or one sequence): each in its own chunks.
+            for &i in &active {
+                let s = &mut seqs[i];
+                out[i] = self.run(s.cache, s.tokens.len(), Input::Tokens(s.tokens))?;
+            }
+            return Ok(out);
+        }
+        let lay = Layout::new(&self.hp, total, active.len());
+        let guard = self.arena(&lay)?;
+        let arena = guard.as_ref().expect("allocated");
+        let mut segs = Vec::with_capacity(active.len());
+        let mut tokens = Vec::with_capacity(total);
+        for &i in &active {
+            segs.push(Seg {
+                cache: &*seqs[i].cache,
+                pos0: seqs[i].cache.len,
+                t0: tokens.len(),
+                n: seqs[i].tokens.len(),
+            });
+            tokens.extend_from_slice(seqs[i].tokens);
+        }
+        let logits = self.chunk(arena, &lay, &segs, Input::Tokens(&tokens), true)?;
+        for (&i, l) in active.iter().zip(logits) {
+            seqs[i].cache.len += seqs[i].tokens.len();
+            out[i] = l;
+        }
+        Ok(out)
+    }
+
+    /// One sequence, split into chunks the arena holds.
+    fn run(&self, cache: &mut GpuKvCache, ntok: usize, input: Input) -> Result<Vec<f32>, GpuError> {
+        self.check_cache(cache, ntok)?;
         if ntok == 0 {
             return Ok(Vec::new());
         }
-        let per_tok = (Layout::new(&self.hp, 2).total - Layout::new(&self.hp, 1).total) as u64 * 4;
-        let fixed = Layout::new(&self.hp, 1).total as u64 * 4 - per_tok;
-        let fit = ((self.ctx.max_binding() - fixed) / per_tok) as usize;
-        let batch = ntok.min(MAX_BATCH).min(fit.max(1));
-        let lay = Layout::new(&self.hp, batch);
-        let mut guard = self
-            .arena
-            .lock()
-            .map_err(|_| GpuError::Wgpu("arena lock poisoned".into()))?;
-        if guard.as_ref().is_none_or(|a| a.len() < lay.total) {
-            *guard = Some(Arena::new(&self.ctx, lay.total)?);
-        }
-        let arena = guard.as_ref().expect("just set");
+        let batch = ntok.min(self.batch_limit(1));
+        let lay = Layout::new(&self.hp, batch, 1);
+        let guard = self.arena(&lay)?;
+        let arena = guard.as_ref().expect("allocated");
         let mut logits = Vec::new();
         let mut t0 = 0;
         while t0 < ntok {
@@ -379,44 +532,56 @@ impl GpuModel {
                     Input::Hidden(&x[t0 * self.hp.n_embd..(t0 + b) * self.hp.n_embd])
                 }
             };
-            let out = self.chunk(arena, &lay, cache, input, b, last)?;
+            let seg = Seg {
+                cache,
+                pos0: cache.len,
+                t0: 0,
+                n: b,
+            };
+            let out = self.chunk(arena, &lay, &[seg], input, last)?;
             cache.len += b;
             if last {
-                logits = out;
+                logits = out.into_iter().next().unwrap_or_default();
             }
             t0 += b;
         }
         Ok(logits)
     }
 
-    /// One submit: `b` tokens through the GPU layers; logits only when `last`.
+    /// One submit: the segments' tokens through the GPU layers; each segment's
+    /// last-token logits when `logits`.
     fn chunk(
         &self,
         arena: &Arena,
         lay: &Layout,
-        cache: &GpuKvCache,
+        segs: &[Seg],
         input: Input,
-        b: usize,
-        last: bool,
-    ) -> Result<Vec<f32>, GpuError> {
+        logits: bool,
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
         let hp = &self.hp;
         let d = hp.n_embd;
-        let pos0 = cache.len;
+        let b: usize = segs.iter().map(|s| s.n).sum();
+        let (qd, kd, vd, ad) = (
+            hp.q_dim(),
+            hp.kv_dim_k(),
+            hp.kv_dim_v(),
+            hp.n_head * hp.head_dim_v,
+        );
         let mut r = Recorder::new(&self.ctx, arena);
         match input {
             Input::Tokens(t) => {
-                let table = self.token_embd.as_ref().expect("checked by forward");
+                let table = self.token_embd.as_ref().ok_or_else(|| {
+                    GpuError::Unsupported("the token embeddings are not on the GPU".into())
+                })?;
                 r.write_u32(lay.ids, t)?;
                 r.get_rows(table, lay.ids, lay.x, b, hp.embd_scale)?;
             }
             Input::Hidden(x) => r.write(lay.x, x)?,
         }
-        r.write(
-            lay.cs_global,
-            &rope_table(&self.rope_global, pos0..pos0 + b),
-        )?;
+        let positions = || segs.iter().flat_map(|s| s.pos0..s.pos0 + s.n);
+        r.write(lay.cs_global, &rope_table(&self.rope_global, positions()))?;
         if hp.sliding_window > 0 {
-            r.write(lay.cs_swa, &rope_table(&self.rope_swa, pos0..pos0 + b))?;
+            r.write(lay.cs_swa, &rope_table(&self.rope_swa, positions()))?;
         }
         let eps = hp.rms_eps;
         for (i, l) in self.layers.iter().enumerate() {
@@ -460,24 +625,26 @@ impl GpuModel {
                 cs,
                 hp.rope_style,
             )?;
-            r.kv_store(&cache.k[i], lay.k, b, pos0)?;
-            r.kv_store(&cache.v[i], lay.v, b, pos0)?;
-            r.attention(
-                &cache.k[i],
-                &cache.v[i],
-                lay.q,
-                lay.att,
-                AttnShape {
-                    ntok: b,
-                    n_head: hp.n_head,
-                    n_head_kv: hp.n_head_kv,
-                    head_dim_k: hp.head_dim_k,
-                    head_dim_v: hp.head_dim_v,
-                    pos0,
-                    window: if swa { hp.sliding_window } else { 0 },
-                    scale: hp.attn_scale,
-                },
-            )?;
+            for s in segs {
+                r.kv_store(&s.cache.k[i], lay.k + s.t0 * kd, s.n, s.pos0)?;
+                r.kv_store(&s.cache.v[i], lay.v + s.t0 * vd, s.n, s.pos0)?;
+                r.attention(
+                    &s.cache.k[i],
+                    &s.cache.v[i],
+                    lay.q + s.t0 * qd,
+                    lay.att + s.t0 * ad,
+                    AttnShape {
+                        ntok: s.n,
+                        n_head: hp.n_head,
+                        n_head_kv: hp.n_head_kv,
+                        head_dim_k: hp.head_dim_k,
+                        head_dim_v: hp.head_dim_v,
+                        pos0: s.pos0,
+                        window: if swa { hp.sliding_window } else { 0 },
+                        scale: hp.attn_scale,
+                    },
+                )?;
+            }
             mm(&mut r, &[(&l.wo, lay.o)], lay.att, lay.xq, b)?;
             if let Some(w) = &l.post_attn_norm {
                 r.rms_norm(lay.o, lay.o, b, d, Some(w), eps)?;
@@ -503,24 +670,38 @@ impl GpuModel {
             }
             r.ew(Ew::Add, lay.x, lay.o, b * d, 0.0)?;
         }
-        if last {
-            r.rms_norm(
-                lay.x + (b - 1) * d,
-                lay.fin,
-                1,
-                d,
-                Some(&self.output_norm),
-                eps,
-            )?;
-            mm(&mut r, &[(&self.output, lay.logits)], lay.fin, lay.xq, 1)?;
-            if let Some(cap) = hp.final_logit_softcap {
-                r.ew(Ew::Softcap, lay.logits, 0, hp.n_vocab, cap)?;
-            }
-            r.read(lay.logits, hp.n_vocab)?;
+        if !logits {
+            r.submit()?;
+            return Ok(Vec::new());
         }
-        let mut out = r.submit()?;
-        Ok(out.pop().unwrap_or_default())
+        let m = segs.len();
+        for (j, s) in segs.iter().enumerate() {
+            let last = lay.x + (s.t0 + s.n - 1) * d;
+            r.rms_norm(last, lay.fin + j * d, 1, d, Some(&self.output_norm), eps)?;
+        }
+        mm(&mut r, &[(&self.output, lay.logits)], lay.fin, lay.xq, m)?;
+        let nv = hp.n_vocab;
+        if let Some(cap) = hp.final_logit_softcap {
+            r.ew(Ew::Softcap, lay.logits, 0, m * nv, cap)?;
+        }
+        r.read(lay.logits, m * nv)?;
+        let all = r.submit()?.pop().unwrap_or_default();
+        Ok(all.chunks(nv).map(|c| c.to_vec()).collect())
     }
+}
+
+/// Tokens `t0 .. t0 + n` of a chunk belong to the sequence whose cache is `cache`.
+struct Seg<'a> {
+    cache: &'a GpuKvCache,
+    pos0: usize,
+    t0: usize,
+    n: usize,
+}
+
+/// One sequence's part of a batched forward pass ([`GpuModel::forward_batch`]).
+pub struct GpuSeq<'a> {
+    pub cache: &'a mut GpuKvCache,
+    pub tokens: &'a [u32],
 }
 
 /// The activation rounding the CPU kernels apply for `t` weights, or `None` for float

@@ -185,7 +185,8 @@ pub fn source(key: PipelineKey) -> Result<String, GpuError> {
         });
     }
     let body = match op {
-        Op::MatVec | Op::MatMul => include_str!("../wgsl/matmul.wgsl"),
+        Op::MatVec => include_str!("../wgsl/matvec.wgsl"),
+        Op::MatMul => include_str!("../wgsl/matmul.wgsl"),
         Op::GetRows => include_str!("../wgsl/get_rows.wgsl"),
         Op::RmsNorm => include_str!("../wgsl/rms_norm.wgsl"),
         Op::Softmax => include_str!("../wgsl/softmax.wgsl"),
