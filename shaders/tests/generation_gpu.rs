@@ -228,3 +228,27 @@ fn qwen2_greedy_split_cpu_gpu_matches_llama_cpp() {
 fn gemma3_greedy_split_cpu_gpu_matches_llama_cpp() {
     check_model(TestModel::Gemma3, true);
 }
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let model = Model::load(model_path(TestModel::SmolLm2), &LoadOptions { threads: 2 }).unwrap();
+    let ctx = Arc::new(GpuContext::new(&GpuOptions::from_env()).expect("GPU adapter"));
+    let gpu = GpuModel::new(ctx.clone(), &model, usize::MAX).unwrap();
+    let n_vocab = model.hp.n_vocab as u32;
+    let mut cache = gpu.new_cache(4).unwrap();
+    assert!(matches!(
+        gpu.forward(&mut cache, &[1, n_vocab]),
+        Err(ferrite_shaders::GpuError::Input(_))
+    ));
+    assert!(gpu.forward(&mut cache, &[1, 2, 3, 4, 5]).is_err(), "context overflow");
+    assert_eq!(cache.len(), 0, "a rejected forward leaves the cache as it was");
+    assert_eq!(gpu.forward(&mut cache, &[1, 2]).unwrap().len(), model.hp.n_vocab);
+    assert_eq!(cache.len(), 2);
+    let half = GpuModel::new(ctx, &model, 3).unwrap();
+    assert_eq!(half.first_gpu_layer(), model.hp.n_layer - 3);
+    let mut hc = half.new_cache(4).unwrap();
+    assert!(half.forward(&mut hc, &[1]).is_err(), "embeddings are on the CPU");
+    assert!(half.forward_hidden(&mut hc, &[0.0; 3], 1).is_err(), "wrong hidden size");
+    assert!(gpu.forward(&mut hc, &[1]).is_err(), "another model's cache");
+    assert!(GpuModel::new(gpu.context().clone(), &model, 0).is_err());
+}
