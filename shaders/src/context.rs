@@ -16,6 +16,9 @@ pub struct GpuOptions {
     pub disable_f16: bool,
     /// Do not use subgroup operations even when the adapter has them.
     pub disable_subgroups: bool,
+    /// 8-wide matrix workgroups (`Some(true)`) or 32-wide (`Some(false)`); `None`: 8 on
+    /// CPU-type adapters (lavapipe), where they are fastest, 32 elsewhere.
+    pub narrow_matmul: Option<bool>,
 }
 
 impl GpuOptions {
@@ -121,6 +124,7 @@ pub struct GpuContext {
     pub(crate) limits: wgpu::Limits,
     pub(crate) f16: bool,
     pub(crate) subgroups: bool,
+    pub(crate) narrow: bool,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     /// Bound where a shader's optional read-only input is absent.
     pub(crate) dummy: wgpu::Buffer,
@@ -135,6 +139,7 @@ impl std::fmt::Debug for GpuContext {
             .field("adapter", &self.desc)
             .field("f16", &self.f16)
             .field("subgroups", &self.subgroups)
+            .field("narrow_matmul", &self.narrow)
             .finish()
     }
 }
@@ -219,7 +224,9 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let narrow = opts.narrow_matmul.unwrap_or(descs[index].is_cpu);
         Ok(GpuContext {
+            narrow,
             dummy,
             device,
             queue,
@@ -247,6 +254,10 @@ impl GpuContext {
     /// Whether the shaders use subgroup reductions (else shared-memory trees).
     pub fn uses_subgroups(&self) -> bool {
         self.subgroups
+    }
+    /// Whether matrix workgroups are 8 wide (see [`GpuOptions::narrow_matmul`]).
+    pub fn uses_narrow_matmul(&self) -> bool {
+        self.narrow
     }
     /// The largest storage binding; bigger tensors are split into windows.
     pub fn max_binding(&self) -> u64 {

@@ -59,6 +59,9 @@ pub enum Op {
 pub struct Variant {
     pub subgroups: bool,
     pub f16: bool,
+    /// 8-invocation matrix workgroups: fastest on CPU-type adapters (lavapipe), where
+    /// a workgroup is one SIMD loop and wider ones only add barrier cost.
+    pub narrow: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,7 +106,6 @@ impl Op {
     }
     pub(crate) fn workgroup(self) -> u32 {
         match self {
-            // Small workgroups were fastest for matvec on lavapipe (see gpu-notes).
             Op::MatVec | Op::MatMul => 32,
             _ => 64,
         }
@@ -144,6 +146,7 @@ pub(crate) fn key(ctx: &GpuContext, op: Op, dtype: Option<GgmlType>) -> Pipeline
         variant: Variant {
             subgroups: ctx.subgroups && op.uses_subgroups(),
             f16: ctx.f16 && op.uses_f16(),
+            narrow: ctx.narrow && matches!(op, Op::MatVec | Op::MatMul),
         },
     }
 }
@@ -158,7 +161,7 @@ pub fn source(key: PipelineKey) -> Result<String, GpuError> {
     let tile = if op == Op::MatMul { MM_TILE } else { 1 };
     s.push_str(&format!(
         "const WG: u32 = {}u;\nconst TT: u32 = {tile}u;\nconst MAX_HEAD_DIM: u32 = {MAX_HEAD_DIM}u;\n",
-        op.workgroup()
+        if key.variant.narrow { 8 } else { op.workgroup() }
     ));
     s.push_str(include_str!("../wgsl/common.wgsl"));
     if op.uses_subgroups() {

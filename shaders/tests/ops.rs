@@ -14,42 +14,47 @@ use kernels::testutil::{dot_f64, Rng};
 use kernels::GgmlType;
 use std::sync::OnceLock;
 
-/// The default context and, when it uses optional features, one without them.
+/// The default context and, when it uses optional features or narrow matrix
+/// workgroups, the other variants: 32-wide with the adapter's features, and 32-wide
+/// without shader-f16 and subgroups (the GL path).
 fn contexts() -> &'static [GpuContext] {
     static C: OnceLock<Vec<GpuContext>> = OnceLock::new();
     C.get_or_init(|| {
         let main = GpuContext::new(&GpuOptions::from_env())
             .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"));
-        eprintln!(
-            "adapter {} (f16 {}, subgroups {})",
-            main.adapter(),
-            main.uses_f16(),
-            main.uses_subgroups()
-        );
+        eprintln!("adapter {} ({main:?})", main.adapter());
         let mut v = vec![];
-        if main.uses_f16() || main.uses_subgroups() {
+        let features = main.uses_f16() || main.uses_subgroups();
+        if main.uses_narrow_matmul() {
+            let wide = GpuOptions {
+                narrow_matmul: Some(false),
+                ..GpuOptions::from_env()
+            };
+            v.push(GpuContext::new(&wide).expect("32-wide context"));
+        }
+        if features {
             let opts = GpuOptions {
                 disable_f16: true,
                 disable_subgroups: true,
+                narrow_matmul: Some(false),
                 ..GpuOptions::from_env()
             };
             let fallback = GpuContext::new(&opts).expect("fallback context");
             assert!(!fallback.uses_f16() && !fallback.uses_subgroups());
-            v.push(main);
             v.push(fallback);
-        } else {
-            v.push(main);
         }
+        v.insert(0, main);
         v
     })
 }
 
 fn label(ctx: &GpuContext) -> String {
     format!(
-        "{} f16={} subgroups={}",
+        "{} f16={} subgroups={} narrow={}",
         ctx.adapter().backend,
         ctx.uses_f16(),
-        ctx.uses_subgroups()
+        ctx.uses_subgroups(),
+        ctx.uses_narrow_matmul()
     )
 }
 
