@@ -240,15 +240,31 @@ fn bad_input_is_an_error_not_a_panic() {
         gpu.forward(&mut cache, &[1, n_vocab]),
         Err(ferrite_shaders::GpuError::Input(_))
     ));
-    assert!(gpu.forward(&mut cache, &[1, 2, 3, 4, 5]).is_err(), "context overflow");
-    assert_eq!(cache.len(), 0, "a rejected forward leaves the cache as it was");
-    assert_eq!(gpu.forward(&mut cache, &[1, 2]).unwrap().len(), model.hp.n_vocab);
+    assert!(
+        gpu.forward(&mut cache, &[1, 2, 3, 4, 5]).is_err(),
+        "context overflow"
+    );
+    assert_eq!(
+        cache.len(),
+        0,
+        "a rejected forward leaves the cache as it was"
+    );
+    assert_eq!(
+        gpu.forward(&mut cache, &[1, 2]).unwrap().len(),
+        model.hp.n_vocab
+    );
     assert_eq!(cache.len(), 2);
     let half = GpuModel::new(ctx, &model, 3).unwrap();
     assert_eq!(half.first_gpu_layer(), model.hp.n_layer - 3);
     let mut hc = half.new_cache(4).unwrap();
-    assert!(half.forward(&mut hc, &[1]).is_err(), "embeddings are on the CPU");
-    assert!(half.forward_hidden(&mut hc, &[0.0; 3], 1).is_err(), "wrong hidden size");
+    assert!(
+        half.forward(&mut hc, &[1]).is_err(),
+        "embeddings are on the CPU"
+    );
+    assert!(
+        half.forward_hidden(&mut hc, &[0.0; 3], 1).is_err(),
+        "wrong hidden size"
+    );
     assert!(gpu.forward(&mut hc, &[1]).is_err(), "another model's cache");
     assert!(GpuModel::new(gpu.context().clone(), &model, 0).is_err());
 }
