@@ -153,10 +153,48 @@ impl Model {
                 ));
             }
         }
-        self.pool.install(|| self.forward_inner(seqs))
+        self.pool.install(|| self.forward_inner(seqs, None))
     }
 
-    fn forward_inner(&self, seqs: &mut [SeqInput<'_>]) -> Result<Vec<Vec<f32>>, String> {
+    /// Run only the first `n_layers` layers (the CPU part of a partial GPU offload):
+    /// appends the tokens to each cache for those layers and returns per sequence the
+    /// hidden states of all its tokens (`tokens × n_embd`), the next layer's input.
+    pub fn forward_layers(
+        &self,
+        seqs: &mut [SeqInput<'_>],
+        n_layers: usize,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        if n_layers > self.hp.n_layer {
+            return Err(format!(
+                "{n_layers} layers asked of a {}-layer model",
+                self.hp.n_layer
+            ));
+        }
+        for s in seqs.iter() {
+            if let Some(&t) = s.tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
+                return Err(format!(
+                    "token id {t} is outside the vocabulary ({})",
+                    self.hp.n_vocab
+                ));
+            }
+            if s.cache.len + s.tokens.len() > s.cache.n_ctx {
+                return Err(format!(
+                    "context overflow: {} cached + {} new tokens exceed num_ctx {}",
+                    s.cache.len,
+                    s.tokens.len(),
+                    s.cache.n_ctx
+                ));
+            }
+        }
+        self.pool
+            .install(|| self.forward_inner(seqs, Some(n_layers)))
+    }
+
+    fn forward_inner(
+        &self,
+        seqs: &mut [SeqInput<'_>],
+        stop: Option<usize>,
+    ) -> Result<Vec<Vec<f32>>, String> {
         let hp = &self.hp;
         let w = &self.weights;
         let d = hp.n_embd;
@@ -190,7 +228,7 @@ impl Model {
         let mut up = vec![0f32; n * hp.n_ff];
         let mut acts = matmul::Activations::new();
 
-        for (il, layer) in w.layers.iter().enumerate() {
+        for (il, layer) in w.layers.iter().enumerate().take(stop.unwrap_or(hp.n_layer)) {
             rms_norm_rows(&x, &layer.attn_norm, hp.rms_eps, &mut h, d);
             trace("attn_norm", il, &h);
             mm_group(
@@ -292,6 +330,17 @@ impl Model {
         }
         for s in seqs.iter_mut() {
             s.cache.len += s.tokens.len();
+        }
+        if stop.is_some() {
+            let mut t0 = 0;
+            return Ok(seqs
+                .iter()
+                .map(|s| {
+                    let t = s.tokens.len();
+                    t0 += t;
+                    x[(t0 - t) * d..t0 * d].to_vec()
+                })
+                .collect());
         }
         trace("l_out", hp.n_layer - 1, &x);
 
