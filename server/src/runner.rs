@@ -624,8 +624,9 @@ impl Worker {
                 .push(token_logprobs(tokenizer, logits, tok, seq.top_logprobs));
         }
         if let Some((tag, seen)) = &mut seq.constrain_after {
+            // Rendered with special tokens: some models' `</think>` is one.
             seen.push_str(&String::from_utf8_lossy(
-                tokenizer.token_to_piece(tok, false),
+                tokenizer.token_to_piece(tok, true),
             ));
             if let Some(at) = seen.find(tag.as_str()) {
                 // The rest of this token after the tag is the start of the answer.
