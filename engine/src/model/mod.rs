@@ -137,22 +137,7 @@ impl Model {
     /// sequence's cache. Returns per sequence the logits of its last token (or of all
     /// its tokens when `all_logits`).
     pub fn forward(&self, seqs: &mut [SeqInput<'_>]) -> Result<Vec<Vec<f32>>, String> {
-        for s in seqs.iter() {
-            if let Some(&t) = s.tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
-                return Err(format!(
-                    "token id {t} is outside the vocabulary ({})",
-                    self.hp.n_vocab
-                ));
-            }
-            if s.cache.len + s.tokens.len() > s.cache.n_ctx {
-                return Err(format!(
-                    "context overflow: {} cached + {} new tokens exceed num_ctx {}",
-                    s.cache.len,
-                    s.tokens.len(),
-                    s.cache.n_ctx
-                ));
-            }
-        }
+        self.check_inputs(seqs)?;
         self.pool.install(|| self.forward_inner(seqs, None))
     }
 
@@ -170,6 +155,13 @@ impl Model {
                 self.hp.n_layer
             ));
         }
+        self.check_inputs(seqs)?;
+        self.pool
+            .install(|| self.forward_inner(seqs, Some(n_layers)))
+    }
+
+    /// Token ids inside the vocabulary and room in every cache, before any work.
+    fn check_inputs(&self, seqs: &[SeqInput<'_>]) -> Result<(), String> {
         for s in seqs.iter() {
             if let Some(&t) = s.tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
                 return Err(format!(
@@ -186,8 +178,7 @@ impl Model {
                 ));
             }
         }
-        self.pool
-            .install(|| self.forward_inner(seqs, Some(n_layers)))
+        Ok(())
     }
 
     fn forward_inner(
