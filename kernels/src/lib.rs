@@ -13,6 +13,7 @@ pub mod kquants;
 pub mod legacy;
 pub mod matmul;
 pub mod ops;
+mod prefetch;
 #[doc(hidden)]
 pub mod testutil;
 

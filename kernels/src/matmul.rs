@@ -397,7 +397,7 @@ fn tile(
     y: *mut f32,
 ) {
     let wb = &w[r.start * w_row..r.end * w_row];
-    if let (Some(tile_fn), true) = (k.tile, ts.len() > 1) {
+    if let Some(tile_fn) = k.tile {
         let n_rows = r.len();
         TILE_OUT.with(|buf| {
             let mut out = buf.take();

@@ -281,9 +281,33 @@ fn views<'a, W: crate::blocks::Block>(
     (nb, w, a)
 }
 
+/// Decode (one token): rows stream from memory once, so unpacking them into
+/// scratch would only add traffic; each row goes through vec_dot itself, which
+/// also makes the result vec_dot's. Returns false when there are several tokens.
+fn single_token<W: crate::blocks::Block>(
+    n: usize,
+    w: &[u8],
+    a: &[u8],
+    out: &mut [f32],
+    vec_dot: fn(usize, &[u8], &[u8]) -> f32,
+) -> bool {
+    let (nb, wb, ab) = views::<W>(n, w, a, out);
+    if ab.len() != nb {
+        return false;
+    }
+    let row_bytes = w.len() / (wb.len() / nb);
+    for (row, y) in w.chunks_exact(row_bytes).zip(out.iter_mut()) {
+        *y = vec_dot(n, row, a);
+    }
+    true
+}
+
 /// [`crate::dispatch::TileFn`] for Q4_K; installed only after run-time detection
 /// found AVX2, FMA and F16C (checked again here: the check is cheap per tile).
 pub(crate) fn tile_q4k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    if single_token::<BlockQ4K>(n, w, a, out, super::q4k::x86::dot_avx2) {
+        return;
+    }
     let (nb, w, a) = views::<BlockQ4K>(n, w, a, out);
     assert!(crate::cpu::has_avx2());
     SCRATCH.with(|s| {
@@ -294,6 +318,9 @@ pub(crate) fn tile_q4k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
 
 /// [`crate::dispatch::TileFn`] for Q6_K; as [`tile_q4k`].
 pub(crate) fn tile_q6k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    if single_token::<BlockQ6K>(n, w, a, out, super::q6k::x86::dot_avx2) {
+        return;
+    }
     let (nb, w, a) = views::<BlockQ6K>(n, w, a, out);
     assert!(crate::cpu::has_avx2());
     SCRATCH.with(|s| {
@@ -321,7 +348,7 @@ mod tests {
                 let Some(tile) = k.tile else { continue };
                 for &nb in &[1usize, 2, 3, 5] {
                     let n = nb * 256;
-                    for &(rows, tokens) in &[(1usize, 2usize), (4, 3), (5, 7)] {
+                    for &(rows, tokens) in &[(1usize, 2usize), (4, 3), (5, 7), (1, 1), (6, 1)] {
                         let (wb, ab) = (t.row_bytes(n).unwrap(), k.act.row_bytes(n).unwrap());
                         let mut w = vec![0u32; (wb * rows).div_ceil(4)];
                         let w = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut w)[..wb * rows];

@@ -196,7 +196,7 @@ pub(crate) fn dequantizer() -> Option<DequantizeFn> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::*;
     use crate::kquants::common::unpack_scales_mins_k4;
     use crate::kquants::common::x86::*;
@@ -214,6 +214,10 @@ mod x86 {
                 let mut acc = _mm256_setzero_ps();
                 let mut acc_m = _mm256_setzero_ps();
                 for (xb, yb) in x.iter().zip(y) {
+                    crate::prefetch::ahead(
+                        std::ptr::from_ref(xb).cast(),
+                        std::mem::size_of_val(xb),
+                    );
                     // SAFETY: `d` and `dmin` are the block's first 4 bytes.
                     let (d, dmin) = unsafe { f16x2(xb as *const BlockQ4K as *const u8) };
                     let u = unpack_scales_mins_k4(&xb.scales);
@@ -273,7 +277,7 @@ mod x86 {
         madd_acc_vnni
     );
 
-    pub(super) fn dot_avx2(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    pub(crate) fn dot_avx2(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let (x, y) = common::dot_blocks::<BlockQ4K>(n, w, a);
         assert!(crate::cpu::has_avx2());
         // SAFETY: the CPU has AVX2/FMA/F16C (checked above; the table also only

@@ -225,6 +225,10 @@ mod x86 {
                 let mut acc = _mm256_setzero_ps();
                 let mut acc_m = _mm256_setzero_ps();
                 for (xb, yb) in x.iter().zip(y) {
+                    crate::prefetch::ahead(
+                        std::ptr::from_ref(xb).cast(),
+                        std::mem::size_of_val(xb),
+                    );
                     // SAFETY: `d` and `dmin` are the block's first 4 bytes.
                     let (d, dmin) = unsafe { f16x2(xb as *const BlockQ5K as *const u8) };
                     let u = unpack_scales_mins_k4(&xb.scales);

@@ -172,7 +172,7 @@ pub(crate) fn dequantizer() -> Option<DequantizeFn> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::*;
     use crate::kquants::common::x86::*;
     use std::arch::x86_64::*;
@@ -195,6 +195,10 @@ mod x86 {
                 };
                 let mut acc = _mm256_setzero_ps();
                 for (xb, yb) in x.iter().zip(y) {
+                    crate::prefetch::ahead(
+                        std::ptr::from_ref(xb).cast(),
+                        std::mem::size_of_val(xb),
+                    );
                     // SAFETY: `d` is 2 bytes inside the block.
                     let d = unsafe { f16x1(&xb.d as *const f16 as *const u8) };
                     // SAFETY: scales is 16 bytes, bsums 32 bytes.
@@ -273,7 +277,7 @@ mod x86 {
         madd_acc_vnni
     );
 
-    pub(super) fn dot_avx2(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    pub(crate) fn dot_avx2(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let (x, y) = common::dot_blocks::<BlockQ6K>(n, w, a);
         assert!(crate::cpu::has_avx2());
         // SAFETY: the CPU has AVX2/FMA/F16C (checked above).

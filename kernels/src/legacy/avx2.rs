@@ -53,7 +53,7 @@ fn pack4(f: &impl Fn(usize) -> f16, base: usize) -> i64 {
 /// Eight f16 fields as f32, gathered in general registers.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-unsafe fn f16x8(f: impl Fn(usize) -> f16) -> __m256 {
+pub(super) unsafe fn f16x8(f: impl Fn(usize) -> f16) -> __m256 {
     _mm256_cvtph_ps(_mm_set_epi64x(pack4(&f, 4), pack4(&f, 0)))
 }
 

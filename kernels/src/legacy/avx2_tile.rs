@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use half::f16;
 
-use super::avx2::{accumulate, dot_ss, dot_u, finish, high_bits, nibbles};
+use super::avx2::{accumulate, dot_ss, dot_u, f16x8, finish, high_bits, nibbles};
 use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 
 /// Blocks per scale vector, as in vec_dot's `for_groups!`.
@@ -178,6 +178,105 @@ unsafe fn w8_zero() -> __m256 {
     _mm256_setzero_ps()
 }
 
+/// What depends on the tokens alone: their scales (and Q8_1 sums) as padded
+/// f32 rows, and for offset kinds `maddubs(c, a)` of every block.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn token_side<const KIND: u8, A: ActBlock>(a: &[A], nb: usize, padded: usize, s: &mut Scratch) {
+    scales(a, nb, padded, &mut s.ad, |b| b.d());
+    if KIND == MIN {
+        scales(a, nb, padded, &mut s.asum, |b| b.s());
+    }
+    s.bias.clear();
+    if KIND == BIASED_8 || KIND == BIASED_16 {
+        let c = _mm256_set1_epi8(if KIND == BIASED_8 { 8 } else { 16 });
+        s.bias.resize(a.len(), [0; 16]);
+        for (blk, dst) in a.iter().zip(s.bias.iter_mut()) {
+            // SAFETY: 32-byte quants in, 32 writable bytes out.
+            unsafe {
+                let q = _mm256_loadu_si256(blk.qs().as_ptr().cast());
+                _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm256_maddubs_epi16(c, q));
+            }
+        }
+    }
+}
+
+/// Decode (one token): rows stream from memory once, so unpacking them into
+/// scratch would only add traffic. Each row is unpacked on the fly as in vec_dot;
+/// what depends on the token alone (its f32 scales, sums and `maddubs(c, a)`
+/// bias) is prepared once for all rows. Same operations in the same order as
+/// vec_dot, so the same bits.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn stream_rows<const KIND: u8, W: Copy, A: ActBlock>(
+    nb: usize,
+    w: &[W],
+    a: &[A],
+    out: &mut [f32],
+    unpack: impl Fn(&W) -> __m256i,
+    d: impl Fn(&W) -> f16,
+    m: impl Fn(&W) -> f16,
+    s: &mut Scratch,
+) {
+    let padded = nb.next_multiple_of(GROUP);
+    token_side::<KIND, A>(a, nb, padded, s);
+    let biased = KIND == BIASED_8 || KIND == BIASED_16;
+    let (ad, asum, bias) = (&s.ad[..padded], &s.asum[..], &s.bias[..]);
+    assert!(
+        a.len() == nb && (!biased || bias.len() == nb) && (KIND != MIN || asum.len() == padded)
+    );
+    let ones = _mm256_set1_epi16(1);
+    for (row, y) in w.chunks_exact(nb).zip(out.iter_mut()) {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut ms = _mm256_setzero_ps();
+        let mut o = 0;
+        while o < nb {
+            let n = (nb - o).min(GROUP);
+            let g = &row[o..o + n];
+            crate::prefetch::ahead(g.as_ptr().cast(), n * std::mem::size_of::<W>());
+            // Zero scales past a partial group, as vec_dot's padding blocks have.
+            let field = |f: &dyn Fn(&W) -> f16| {
+                if n == GROUP {
+                    f16x8(|i| f(&g[i]))
+                } else {
+                    f16x8(|i| if i < n { f(&g[i]) } else { f16::ZERO })
+                }
+            };
+            let w8 = field(&d);
+            // SAFETY: o + 8 ≤ padded = ad.len() (and asum.len() for MIN).
+            let s8 = _mm256_mul_ps(w8, _mm256_loadu_ps(ad.as_ptr().add(o)));
+            if KIND == MIN {
+                let m8 = field(&m);
+                ms = _mm256_fmadd_ps(m8, _mm256_loadu_ps(asum.as_ptr().add(o)), ms);
+            }
+            // vec_dot's zero-padded tail blocks add +0 to accumulators that are
+            // never −0, so skipping them gives the same bits.
+            for k in 0..GROUP {
+                if n == GROUP || k < n {
+                    let b = o + k;
+                    let u = unpack(&g[k]);
+                    // SAFETY: b < nb = a.len() (= bias.len() when biased).
+                    let act = _mm256_loadu_si256(a.get_unchecked(b).qs().as_ptr().cast());
+                    let sum = match KIND {
+                        BIASED_8 | BIASED_16 => {
+                            let cs = _mm256_loadu_si256(bias.as_ptr().add(b).cast());
+                            _mm256_madd_epi16(
+                                _mm256_sub_epi16(_mm256_maddubs_epi16(u, act), cs),
+                                ones,
+                            )
+                        }
+                        SIGNED => dot_ss(u, act),
+                        _ => dot_u(u, act),
+                    };
+                    accumulate(&mut acc[k % 4], s8, k, sum);
+                }
+            }
+            o += GROUP;
+        }
+        *y = finish(acc, ms);
+    }
+}
+
 /// The tile for weight block type `W`: unpack every row once, convert every
 /// token's scales once, then all (row, token) dots, tokens in L1-sized micro-tiles.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -194,6 +293,9 @@ unsafe fn tile<const KIND: u8, W: Copy, A: ActBlock>(
 ) {
     let rows = w.len() / nb;
     let tokens = a.len() / nb;
+    if tokens == 1 {
+        return stream_rows::<KIND, W, A>(nb, w, a, out, unpack, d, m, s);
+    }
     let padded = nb.next_multiple_of(GROUP);
     s.q.clear();
     s.q.resize(w.len() * QK, 0);
@@ -201,20 +303,10 @@ unsafe fn tile<const KIND: u8, W: Copy, A: ActBlock>(
         _mm256_storeu_si256(dst.as_mut_ptr().cast(), unpack(b));
     }
     scales(w, nb, padded, &mut s.wd, &d);
-    scales(a, nb, padded, &mut s.ad, |b| b.d());
     if KIND == MIN {
         scales(w, nb, padded, &mut s.wm, &m);
-        scales(a, nb, padded, &mut s.asum, |b| b.s());
     }
-    s.bias.clear();
-    if KIND == BIASED_8 || KIND == BIASED_16 {
-        let c = _mm256_set1_epi8(if KIND == BIASED_8 { 8 } else { 16 });
-        s.bias.resize(a.len(), [0; 16]);
-        for (blk, dst) in a.iter().zip(s.bias.iter_mut()) {
-            let q = _mm256_loadu_si256(blk.qs().as_ptr().cast());
-            _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm256_maddubs_epi16(c, q));
-        }
-    }
+    token_side::<KIND, A>(a, nb, padded, s);
     let q: &[[u8; QK]] = bytemuck::cast_slice(&s.q);
     let per_token = nb * (std::mem::size_of::<A>() + if s.bias.is_empty() { 0 } else { 32 });
     let micro = (MICRO_BYTES / per_token).clamp(1, 16);

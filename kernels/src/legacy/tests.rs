@@ -536,7 +536,7 @@ fn tiles_equal_vec_dot_bit_for_bit() {
             let Some(tile) = k.tile else { continue };
             for &nb in &[1usize, 7, 8, 9, 16, 19, 28] {
                 let n = nb * QK;
-                for &(rows, tokens) in &[(1usize, 2usize), (3, 5), (7, 17)] {
+                for &(rows, tokens) in &[(1usize, 2usize), (3, 5), (7, 17), (1, 1), (9, 1)] {
                     let (wb, ab) = (t.row_bytes(n).unwrap(), k.act.row_bytes(n).unwrap());
                     let mut w = Row::new(t, n * rows);
                     let mut a = Row::new(k.act, n * tokens);

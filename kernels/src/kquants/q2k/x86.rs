@@ -79,6 +79,7 @@ unsafe fn vec_dot_avx2(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut accm = _mm256_setzero_ps();
     for (xb, yb) in x.iter().zip(y) {
+        crate::prefetch::ahead(std::ptr::from_ref(xb).cast(), std::mem::size_of_val(xb));
         // `d` and `dmin` are adjacent f16s.
         let (xd, xdmin) = f16x2((&raw const xb.d).cast());
         let (d, dmin) = (yb.d * xd, -yb.d * xdmin);
@@ -134,6 +135,7 @@ macro_rules! avx512_dot {
             let mut acc = _mm512_setzero_ps();
             let mut accm = _mm256_setzero_ps();
             for (xb, yb) in x.iter().zip(y) {
+                crate::prefetch::ahead(std::ptr::from_ref(xb).cast(), std::mem::size_of_val(xb));
                 // `d` and `dmin` are adjacent f16s.
                 let (xd, xdmin) = f16x2((&raw const xb.d).cast());
                 let (d, dmin) = (yb.d * xd, -yb.d * xdmin);

@@ -55,6 +55,7 @@ unsafe fn vec_dot_avx2(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
     let step = _mm256_set1_epi16(0x0404);
     let mut acc = _mm256_setzero_ps();
     for (xb, yb) in x.iter().zip(y) {
+        crate::prefetch::ahead(std::ptr::from_ref(xb).cast(), std::mem::size_of_val(xb));
         let d = yb.d * f16x1((&raw const xb.d).cast());
         let (sc16, mut sumi) = scales_and_correction(xb, yb);
         // SAFETY (loads): every pointer below stays inside `xb` / `yb`.
@@ -105,6 +106,7 @@ macro_rules! avx512_dot {
             let hshift = _mm512_set_epi64(by(1), by(1), by(1), by(1), 0, 0, 0, 0);
             let mut acc = _mm512_setzero_ps();
             for (xb, yb) in x.iter().zip(y) {
+                crate::prefetch::ahead(std::ptr::from_ref(xb).cast(), std::mem::size_of_val(xb));
                 let d = yb.d * f16x1((&raw const xb.d).cast());
                 let (sc16, corr) = scales_and_correction(xb, yb);
                 let scales = _mm512_zextsi256_si512(sc16);
