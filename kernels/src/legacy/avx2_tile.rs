@@ -204,11 +204,15 @@ fn token_side<const KIND: u8, A: ActBlock>(a: &[A], nb: usize, padded: usize, s:
 /// scratch would only add traffic. Each row is unpacked on the fly as in vec_dot;
 /// what depends on the token alone (its f32 scales, sums and `maddubs(c, a)`
 /// bias) is prepared once for all rows. Same operations in the same order as
-/// vec_dot, so the same bits.
+/// vec_dot, including its zero-padded last group, so the same bits.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn stream_rows<const KIND: u8, W: Copy, A: ActBlock>(
+unsafe fn stream_rows<
+    const KIND: u8,
+    W: Copy + bytemuck::Zeroable,
+    A: ActBlock + bytemuck::Zeroable,
+>(
     nb: usize,
     w: &[W],
     a: &[A],
@@ -221,57 +225,64 @@ unsafe fn stream_rows<const KIND: u8, W: Copy, A: ActBlock>(
     let padded = nb.next_multiple_of(GROUP);
     token_side::<KIND, A>(a, nb, padded, s);
     let biased = KIND == BIASED_8 || KIND == BIASED_16;
+    // The token's last partial group, zero-padded as vec_dot pads it.
+    let tail = nb % GROUP;
+    let a_tail: [A; GROUP] = super::pad8(&a[nb - tail..]);
+    let mut bias_tail = [[0i16; 16]; GROUP];
+    if biased {
+        bias_tail[..tail].copy_from_slice(&s.bias[nb - tail..nb]);
+    }
     let (ad, asum, bias) = (&s.ad[..padded], &s.asum[..], &s.bias[..]);
     assert!(
         a.len() == nb && (!biased || bias.len() == nb) && (KIND != MIN || asum.len() == padded)
     );
     let ones = _mm256_set1_epi16(1);
+    // One group of eight blocks, unrolled so the accumulators stay in registers.
+    let group = |wg: &[W; GROUP],
+                 ag: &[A; GROUP],
+                 bg: &[[i16; 16]],
+                 o: usize,
+                 acc: &mut [__m256; 4],
+                 ms: &mut __m256| {
+        crate::prefetch::ahead(wg.as_ptr().cast(), std::mem::size_of_val(wg));
+        // SAFETY: o + 8 ≤ padded = ad.len() (and asum.len() for MIN).
+        let s8 = _mm256_mul_ps(f16x8(|i| d(&wg[i])), _mm256_loadu_ps(ad.as_ptr().add(o)));
+        if KIND == MIN {
+            let m8 = f16x8(|i| m(&wg[i]));
+            *ms = _mm256_fmadd_ps(m8, _mm256_loadu_ps(asum.as_ptr().add(o)), *ms);
+        }
+        for k in 0..GROUP {
+            let u = unpack(&wg[k]);
+            let act = _mm256_loadu_si256(ag[k].qs().as_ptr().cast());
+            let sum = match KIND {
+                BIASED_8 | BIASED_16 => {
+                    // SAFETY: bg holds GROUP vectors for biased kinds.
+                    let cs = _mm256_loadu_si256(bg.as_ptr().add(k).cast());
+                    _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, act), cs), ones)
+                }
+                SIGNED => dot_ss(u, act),
+                _ => dot_u(u, act),
+            };
+            accumulate(&mut acc[k % 4], s8, k, sum);
+        }
+    };
+    let no_bias: &[[i16; 16]] = &[];
+    let bias_of = |o: usize| if biased { &bias[o..o + GROUP] } else { no_bias };
     for (row, y) in w.chunks_exact(nb).zip(out.iter_mut()) {
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut ms = _mm256_setzero_ps();
+        let whole = nb - tail;
         let mut o = 0;
-        while o < nb {
-            let n = (nb - o).min(GROUP);
-            let g = &row[o..o + n];
-            crate::prefetch::ahead(g.as_ptr().cast(), n * std::mem::size_of::<W>());
-            // Zero scales past a partial group, as vec_dot's padding blocks have.
-            let field = |f: &dyn Fn(&W) -> f16| {
-                if n == GROUP {
-                    f16x8(|i| f(&g[i]))
-                } else {
-                    f16x8(|i| if i < n { f(&g[i]) } else { f16::ZERO })
-                }
-            };
-            let w8 = field(&d);
-            // SAFETY: o + 8 ≤ padded = ad.len() (and asum.len() for MIN).
-            let s8 = _mm256_mul_ps(w8, _mm256_loadu_ps(ad.as_ptr().add(o)));
-            if KIND == MIN {
-                let m8 = field(&m);
-                ms = _mm256_fmadd_ps(m8, _mm256_loadu_ps(asum.as_ptr().add(o)), ms);
-            }
-            // vec_dot's zero-padded tail blocks add +0 to accumulators that are
-            // never −0, so skipping them gives the same bits.
-            for k in 0..GROUP {
-                if n == GROUP || k < n {
-                    let b = o + k;
-                    let u = unpack(&g[k]);
-                    // SAFETY: b < nb = a.len() (= bias.len() when biased).
-                    let act = _mm256_loadu_si256(a.get_unchecked(b).qs().as_ptr().cast());
-                    let sum = match KIND {
-                        BIASED_8 | BIASED_16 => {
-                            let cs = _mm256_loadu_si256(bias.as_ptr().add(b).cast());
-                            _mm256_madd_epi16(
-                                _mm256_sub_epi16(_mm256_maddubs_epi16(u, act), cs),
-                                ones,
-                            )
-                        }
-                        SIGNED => dot_ss(u, act),
-                        _ => dot_u(u, act),
-                    };
-                    accumulate(&mut acc[k % 4], s8, k, sum);
-                }
-            }
+        while o < whole {
+            let wg: &[W; GROUP] = row[o..o + GROUP].try_into().unwrap();
+            let ag: &[A; GROUP] = a[o..o + GROUP].try_into().unwrap();
+            group(wg, ag, bias_of(o), o, &mut acc, &mut ms);
             o += GROUP;
+        }
+        if tail > 0 {
+            let wg: [W; GROUP] = super::pad8(&row[whole..]);
+            let bg: &[[i16; 16]] = if biased { &bias_tail } else { no_bias };
+            group(&wg, &a_tail, bg, whole, &mut acc, &mut ms);
         }
         *y = finish(acc, ms);
     }
@@ -281,7 +292,7 @@ unsafe fn stream_rows<const KIND: u8, W: Copy, A: ActBlock>(
 /// token's scales once, then all (row, token) dots, tokens in L1-sized micro-tiles.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const KIND: u8, W: Copy, A: ActBlock>(
+unsafe fn tile<const KIND: u8, W: Copy + bytemuck::Zeroable, A: ActBlock + bytemuck::Zeroable>(
     nb: usize,
     w: &[W],
     a: &[A],
