@@ -170,7 +170,8 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
     let mut notes = Vec::new();
     let load_before = loadavg();
 
-    let (bandwidth, method) = pool.install(|| measure_bandwidth(&plan));
+    let probe = pool.install(|| ReadProbe::new(plan.bandwidth_bytes));
+    let (bandwidth, method) = pool.install(|| measure_bandwidth(&plan, &probe));
     eprintln!("memory read bandwidth: {bandwidth:.1} GB/s ({method})");
 
     let mut shapes = Vec::new();
@@ -240,7 +241,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
         for k in &kernel_levels {
             pool.install(|| {
                 for s in &usable {
-                    let m = bench_matvec(k, weights, s, &plan, args.threads, bandwidth);
+                    let m = bench_matvec(k, weights, s, &plan, args.threads, &probe);
                     eprintln!(
                         "matvec {:5} {:7} {:22} {:>9.1} us {:7.1} GB/s  {:.2} of bandwidth",
                         m.dtype,
@@ -502,14 +503,15 @@ fn bench_matvec(
     s: &Shape,
     plan: &Plan,
     threads: usize,
-    bandwidth: f64,
+    probe: &ReadProbe,
 ) -> Measurement {
     let (one, span) = weight_span(k.dtype, s.rows, s.cols, plan.rotate_bytes);
     let copies = span / one;
     let x = activations(s.cols);
     let mut y = vec![0f32; s.rows];
-    let (seconds, reps) = time_calls(plan, copies.min(8), |i| {
+    let mut call = |i: usize| {
         let c = i % copies;
+        let t = Instant::now();
         matmul::matvec(
             k,
             &weights[c * one..(c + 1) * one],
@@ -519,11 +521,47 @@ fn bench_matvec(
             &mut y,
         );
         std::hint::black_box(&y);
-    });
+        t.elapsed().as_secs_f64()
+    };
+    for i in 0..copies.min(8) {
+        call(i);
+    }
+    // The host's memory bandwidth drifts by 20% and more within a minute on a
+    // shared VM, so each round of calls is paired with a bandwidth pass taken
+    // just before it: the ratio compares like with like.
+    let adjacent = plan.bandwidth_bytes.min(ADJACENT_PASS_BYTES);
+    let (mut times, mut passes) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while times.len() < plan.min_reps || start.elapsed() < plan.min_time || passes.len() < 3 {
+        passes.push(probe.pass(adjacent));
+        let round = Instant::now();
+        loop {
+            times.push(call(times.len()));
+            if round.elapsed() >= ROUND || times.len() >= 1_000_000 {
+                break;
+            }
+        }
+    }
+    let reps = times.len();
     measurement(
-        "matvec", k, &s.label, s.rows, s.cols, 1, threads, seconds, bandwidth, reps, copies,
+        "matvec",
+        k,
+        &s.label,
+        s.rows,
+        s.cols,
+        1,
+        threads,
+        median(times),
+        median(passes),
+        reps,
+        copies,
     )
 }
+
+/// Bytes of the bandwidth pass before each round of matvec calls (well past the
+/// last-level cache) and the length of a round.
+const ADJACENT_PASS_BYTES: usize = 1 << 30;
+const ROUND: Duration = Duration::from_millis(50);
 
 /// Matmul over `tokens` activation rows; when that is expected to take longer than
 /// [`MATMUL_BUDGET`] in all, fewer tokens are used and a note says so.
@@ -618,41 +656,59 @@ fn measurement(
     }
 }
 
-/// Read bandwidth over a buffer, every pool thread summing its share with the
-/// widest vector loads the CPU has: the median of the passes, the same statistic
-/// as the kernels' median call (on a shared VM the best pass runs 10-15% above the
-/// typical one, which would understate every ratio). Returns GB/s and a description.
-fn measure_bandwidth(plan: &Plan) -> (f64, String) {
+/// A buffer for read-bandwidth passes, every pool thread summing its share with
+/// the widest vector loads the CPU has. Kept for the whole run: matvec timings
+/// interleave passes with their calls (see [`bench_matvec`]).
+struct ReadProbe {
+    buf: Vec<u64>,
+}
+
+impl ReadProbe {
+    fn new(bytes: usize) -> ReadProbe {
+        // Written in parallel so every page is mapped before timing.
+        let mut buf = vec![0u64; bytes / 8];
+        buf.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| {
+            c.iter_mut()
+                .enumerate()
+                .for_each(|(j, w)| *w = (i + j) as u64)
+        });
+        ReadProbe { buf }
+    }
+
+    /// GB/s of one pass over the first `bytes` of the buffer.
+    fn pass(&self, bytes: usize) -> f64 {
+        let words = &self.buf[..(bytes / 8).min(self.buf.len())];
+        let share = words.len().div_ceil(rayon::current_num_threads()).max(1);
+        let t = Instant::now();
+        let s: u64 = words
+            .par_chunks(share)
+            .map(sum_words)
+            .reduce(|| 0, u64::wrapping_add);
+        std::hint::black_box(s);
+        (words.len() * 8) as f64 / t.elapsed().as_secs_f64() / 1e9
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The run's read bandwidth for the report header: the median of the passes, the
+/// same statistic as the kernels' median call (on a shared VM the best pass runs
+/// 5-15% above the typical one). Returns GB/s and a description.
+fn measure_bandwidth(plan: &Plan, probe: &ReadProbe) -> (f64, String) {
     let threads = rayon::current_num_threads();
-    let words = plan.bandwidth_bytes / 8;
-    // Written in parallel so every page is mapped before timing.
-    let mut buf = vec![0u64; words];
-    buf.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| {
-        c.iter_mut()
-            .enumerate()
-            .for_each(|(j, w)| *w = (i + j) as u64)
-    });
-    let share = words.div_ceil(threads);
-    let mut times: Vec<f64> = (0..plan.bandwidth_passes)
-        .map(|_| {
-            let t = Instant::now();
-            let s: u64 = buf
-                .par_chunks(share)
-                .map(sum_words)
-                .reduce(|| 0, u64::wrapping_add);
-            std::hint::black_box(s);
-            t.elapsed().as_secs_f64()
-        })
+    let passes: Vec<f64> = (0..plan.bandwidth_passes)
+        .map(|_| probe.pass(plan.bandwidth_bytes))
         .collect();
-    times.sort_by(f64::total_cmp);
-    let gb = (words * 8) as f64 / 1e9;
-    let gbps = gb / times[times.len() / 2];
+    let best = passes.iter().copied().fold(0.0, f64::max);
+    let gbps = median(passes);
     let method = format!(
-        "{} MiB buffer, {threads} threads summing with {} loads, median of {} passes (best {:.1} GB/s)",
+        "{} MiB buffer, {threads} threads summing with {} loads, median of {} passes (best {best:.1} GB/s)",
         plan.bandwidth_bytes >> 20,
         load_width(),
         plan.bandwidth_passes,
-        gb / times[0]
     );
     (gbps, method)
 }
@@ -751,10 +807,13 @@ fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "- ferrite {}{}; `ratio` = weight bytes per second / measured bandwidth; \
+        "- ferrite {}{}; `ratio` = weight bytes per second / read bandwidth; for matvec that \
+         bandwidth is the median of passes over {} MiB taken between its rounds of calls \
+         (`bandwidth_gbps` of each JSON row), as the host's bandwidth drifts; \
          matvec weights rotate over copies spanning >= {} MiB so they come from memory, not cache",
         m.ferrite_version,
         if m.quick { " (--quick run)" } else { "" },
+        ADJACENT_PASS_BYTES.min(if m.quick { 64 << 20 } else { 1 << 30 }) >> 20,
         if m.quick { 4 } else { ROTATE_BYTES >> 20 }
     );
     let _ = writeln!(
