@@ -74,6 +74,7 @@ fn spec(name: &str, ctx: usize) -> LoadSpec {
         num_ctx: ctx,
         num_batch: 512,
         num_thread: 0,
+        num_gpu: -1,
     }
 }
 
