@@ -12,14 +12,14 @@
 //! layers there = one batched GPU pass; a split = the CPU layers batched on the CPU, then
 //! each sequence's hidden states through the GPU layers. Sampling stays on the CPU.
 
+use crate::gpu::{self, KvShape};
 use engine::generate::DoneReason;
 use engine::grammar::{Constraint, TokenVocab};
-use crate::gpu::{self, KvShape};
 use engine::model::{HParams, KvCache, LoadOptions, Model, SeqInput};
-use ferrite_shaders::{GpuKvCache, GpuModel, GpuSeq, SplitCache};
 use engine::sampler::{Sampler, SamplerOptions};
 use engine::stop::StopMatcher;
 use engine::tokenizer::{StreamDecoder, Tokenizer, TokenizerOptions};
+use ferrite_shaders::{GpuKvCache, GpuModel, GpuSeq, SplitCache};
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -231,14 +231,15 @@ impl Runner {
             num_ctx,
         };
         let kv_layer = gpu::kv_bytes_per_layer(hp, kv);
-        let placed = gpu::place(&model, cfg.num_gpu, kv, cfg.gpu_overhead)
-            .and_then(|g| match gpu_caches(&model, &g, num_parallel, num_ctx) {
+        let placed = gpu::place(&model, cfg.num_gpu, kv, cfg.gpu_overhead).and_then(|g| {
+            match gpu_caches(&model, &g, num_parallel, num_ctx) {
                 Ok(caches) => Some((g, caches)),
                 Err(e) => {
                     eprintln!("cannot allocate the KV caches on the GPU: {e}; running on the CPU");
                     None
                 }
-            });
+            }
+        });
         let (gpu, caches, size, size_vram) = match placed {
             None => {
                 let caches = (0..num_parallel)
