@@ -975,6 +975,31 @@ mod tests {
         );
     }
 
+    /// GPU failures (here: a full cache, a cache of the wrong placement) are `Err`s that
+    /// the worker sends to the requests, never panics. Runs on lavapipe in CI.
+    #[test]
+    fn gpu_errors_come_back_as_errors() {
+        let path = ferrite_tests::model_path(ferrite_tests::Model::SmolLm2);
+        let model = Model::load(path, &LoadOptions { threads: 1 }).unwrap();
+        let ctx = crate::gpu::shared_context()
+            .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"));
+        let toks = [1u32, 2, 3, 4, 5];
+        for layers in [usize::MAX, 2] {
+            let g = GpuModel::new(ctx.clone(), &model, layers).unwrap();
+            let mut caches = gpu_caches(&model, &g, 1, 4).unwrap();
+            let err = forward(&model, Some(&g), &mut [(&mut caches[0], &toks[..])]).unwrap_err();
+            assert!(err.contains("context overflow"), "{layers} layers: {err}");
+            let mut cpu = Cache::Cpu(model.new_cache(8));
+            let err = forward(&model, Some(&g), &mut [(&mut cpu, &toks[..])]).unwrap_err();
+            assert!(err.contains("does not match the model placement"), "{err}");
+            // And a good pass after the errors.
+            let mut caches = gpu_caches(&model, &g, 1, 8).unwrap();
+            let logits = forward(&model, Some(&g), &mut [(&mut caches[0], &toks[..])]).unwrap();
+            assert_eq!(logits[0].len(), model.hp.n_vocab);
+            assert!(logits[0].iter().all(|v| v.is_finite()));
+        }
+    }
+
     #[test]
     fn prefixes() {
         assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4]), 2);
