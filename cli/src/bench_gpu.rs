@@ -126,7 +126,8 @@ struct Report {
     e2e: Vec<E2e>,
 }
 
-const LAVAPIPE_NOTE: &str = "These are lavapipe numbers (Mesa's software Vulkan driver, running on the CPU): \
+const LAVAPIPE_NOTE: &str =
+    "These are lavapipe numbers (Mesa's software Vulkan driver, running on the CPU): \
      they show the GPU path works, they are not performance claims.";
 
 pub fn run_gpu(args: &GpuArgs) -> Result<(), String> {
@@ -308,7 +309,9 @@ fn bench_matvec(
     let xq = cols.next_multiple_of(4);
     let y = (xq + cols * 33 / 32 + 64).next_multiple_of(4);
     let arena = Arena::new(ctx, y + rows).map_err(|e| e.to_string())?;
-    let x: Vec<f32> = (0..cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let x: Vec<f32> = (0..cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
     let run = |batch: usize| -> Result<f64, String> {
         let mut r = Recorder::new(ctx, &arena);
         r.write(0, &x).map_err(|e| e.to_string())?;
@@ -453,7 +456,11 @@ fn markdown(r: &Report) -> String {
         a.shader_f16, a.subgroups
     );
     let _ = writeln!(s, "- host CPU: {}", r.cpu);
-    let _ = writeln!(s, "- ferrite {}; command: `{}`", r.ferrite_version, r.command);
+    let _ = writeln!(
+        s,
+        "- ferrite {}; command: `{}`",
+        r.ferrite_version, r.command
+    );
     if !r.matvec.is_empty() {
         let _ = writeln!(
             s,
