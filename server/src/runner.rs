@@ -10,7 +10,7 @@
 //!
 //! With a GPU placement (`num_gpu`, see [`crate::gpu`]) the same steps run on the GPU: all
 //! layers there = one batched GPU pass; a split = the CPU layers batched on the CPU, then
-//! each sequence's hidden states through the GPU layers. Sampling stays on the CPU.
+//! their hidden states batched through the GPU layers. Sampling stays on the CPU.
 
 use crate::gpu::{self, KvShape};
 use engine::generate::DoneReason;
@@ -19,7 +19,7 @@ use engine::model::{HParams, KvCache, LoadOptions, Model, SeqInput};
 use engine::sampler::{Sampler, SamplerOptions};
 use engine::stop::StopMatcher;
 use engine::tokenizer::{StreamDecoder, Tokenizer, TokenizerOptions};
-use ferrite_shaders::{GpuKvCache, GpuModel, GpuSeq, SplitCache};
+use ferrite_shaders::{GpuHiddenSeq, GpuKvCache, GpuModel, GpuSeq, SplitCache};
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -865,7 +865,7 @@ fn forward(
         }
         return g.forward_batch(&mut seqs).map_err(|e| e.to_string());
     }
-    // Split: the CPU layers for every sequence in one batch, then the GPU layers per sequence.
+    // Split: the CPU layers for every sequence in one batch, then the GPU layers likewise.
     let mut splits = Vec::with_capacity(batch.len());
     for (cache, tokens) in batch.iter_mut() {
         let Cache::Split(cache) = &mut **cache else {
@@ -891,14 +891,16 @@ fn forward(
             .collect();
         model.forward_layers(&mut inputs, g.first_gpu_layer())?
     };
-    splits
+    let mut seqs: Vec<GpuHiddenSeq<'_>> = splits
         .iter_mut()
-        .zip(hidden)
-        .map(|((cache, tokens), h)| {
-            g.forward_hidden(&mut cache.gpu, &h, tokens.len())
-                .map_err(|e| e.to_string())
+        .zip(&hidden)
+        .map(|((cache, tokens), h)| GpuHiddenSeq {
+            cache: &mut cache.gpu,
+            hidden: h,
+            ntok: tokens.len(),
         })
-        .collect()
+        .collect();
+    g.forward_hidden_batch(&mut seqs).map_err(|e| e.to_string())
 }
 
 fn piece(tokenizer: &Tokenizer, id: u32) -> (String, Vec<u8>) {
