@@ -416,7 +416,7 @@ fn weight_span(dtype: GgmlType, rows: usize, cols: usize, rotate: usize) -> (usi
 /// `n` weights of `dtype` (a whole number of blocks), from random data shaped like
 /// real weights: quantized with ferrite's quantizer when there is one, else random
 /// blocks with sane scales.
-fn master_blocks(dtype: GgmlType, n: usize) -> Vec<u8> {
+pub(crate) fn master_blocks(dtype: GgmlType, n: usize) -> Vec<u8> {
     let mut rng = Rng::new(0x5EED ^ dtype.id() as u64);
     let values = rng.weights(n);
     match dtype {

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_e2e;
+mod bench_gpu;
 mod bench_parallel;
 mod client;
 mod commands;
@@ -184,6 +185,9 @@ enum BenchCommand {
     /// Aggregate tokens/s of SmolLM2 through `ferrite serve` with 1, 2 and 4 concurrent
     /// streams; writes parallel.json and parallel.md.
     Parallel(bench_parallel::ParallelArgs),
+    /// The wgpu backend: matvec GB/s per weight type and the real models' tokens/s with
+    /// every layer on the GPU; writes gpu.json and gpu.md.
+    Gpu(bench_gpu::GpuArgs),
 }
 
 /// A connected client (`HEAD /` first, as every `ollama` client verb does).
@@ -285,6 +289,9 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         Command::Bench {
             what: BenchCommand::Parallel(args),
         } => bench_parallel::run_parallel(&args),
+        Command::Bench {
+            what: BenchCommand::Gpu(args),
+        } => bench_gpu::run_gpu(&args),
         Command::Generate(args) => generate::run(&args),
     }
 }

@@ -87,3 +87,71 @@ fn bench_kernels_quick_writes_json_and_markdown() {
     assert!(md.contains("memory read bandwidth") && md.contains("| q8_0 |"));
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `ferrite bench gpu` on a tiny shape and SmolLM2 with few tokens: the report names the
+/// adapter, says when the numbers come from a software driver (lavapipe in CI), and has
+/// a matvec row per asked type and a model row. No timing is asserted.
+#[test]
+fn bench_gpu_small_writes_json_and_markdown() {
+    let out = std::env::temp_dir().join(format!("ferrite-bench-gpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    // Fetched when missing, as every real-model test.
+    let models = ferrite_tests::model_path(ferrite_tests::Model::SmolLm2);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .args([
+                "bench", "gpu", "--models", "smollm2", "--pp", "8", "--tg", "2",
+            ])
+            .args(["--reps", "1", "--threads", "1"])
+            .args(extra)
+            .arg("--models-dir")
+            .arg(models.parent().unwrap())
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run ferrite")
+    };
+    let bad = run(&["--shapes", "100x3"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("bad shape '100x3'"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let ok = run(&["--shapes", "256x512", "--types", "q8_0,q4_K"]);
+    assert!(
+        ok.status.success(),
+        "ferrite bench gpu failed: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("gpu.json")).expect("gpu.json written"),
+    )
+    .expect("gpu.json is JSON");
+    let a = &json["adapter"];
+    for key in ["name", "backend", "device_type"] {
+        assert!(!a[key].as_str().unwrap().is_empty(), "adapter.{key} in {a}");
+    }
+    let software = a["device_type"] == "Cpu";
+    assert_eq!(a["software"], software);
+    assert_eq!(json["note"].is_string(), software, "{json}");
+    let mv = json["matvec"].as_array().unwrap();
+    let types: Vec<&str> = mv.iter().map(|m| m["dtype"].as_str().unwrap()).collect();
+    assert_eq!(types, ["q8_0", "q4_K"]);
+    for m in mv {
+        assert_eq!(m["shape"], "256x512");
+        assert!(m["gbps"].as_f64().unwrap() > 0.0, "{m}");
+    }
+    let e2e = json["e2e"].as_array().unwrap();
+    assert_eq!(e2e.len(), 1);
+    assert_eq!(e2e[0]["model"], "smollm2");
+    assert_eq!(e2e[0]["layers"], 30);
+    for k in ["pp", "tg"] {
+        assert!(e2e[0][k]["tokens_per_second"].as_f64().unwrap() > 0.0);
+    }
+    let md = std::fs::read_to_string(out.join("gpu.md")).expect("gpu.md written");
+    assert!(md.contains(a["name"].as_str().unwrap()));
+    assert_eq!(md.contains("not performance claims"), software);
+    assert!(md.contains("| 256x512 | q4_K |") && md.contains("| smollm2 |"));
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -171,8 +171,9 @@ pub struct Config {
     pub nohistory: bool,
     /// `None` = no limit (a value ≤ 0).
     pub load_timeout: Option<Duration>,
-    /// GPU-placement settings: accepted, no effect on the CPU engine.
+    /// Accepted for compatibility: there is one GPU device.
     pub sched_spread: bool,
+    /// GPU memory to leave free in the automatic `num_gpu` placement.
     pub gpu_overhead: u64,
     pub llm_library: String,
     pub max_transfer_streams: usize,
@@ -257,7 +258,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "OLLAMA_GPU_OVERHEAD",
         "0",
-        "accepted; no effect without GPUs",
+        "bytes of GPU memory to leave free when num_gpu is automatic",
     ),
     ("OLLAMA_LLM_LIBRARY", "", "accepted; there is one backend"),
     (

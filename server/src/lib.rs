@@ -14,6 +14,7 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod create;
+pub mod gpu;
 pub mod http;
 pub mod modelfile;
 pub mod registry;

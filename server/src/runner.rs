@@ -7,13 +7,19 @@
 //! request streams [`Event`]s through its own channel; dropping the receiver (the client
 //! went away) frees the slot at the next step. A finished slot keeps its cache, and the next
 //! request whose prompt starts with the same tokens reuses that prefix.
+//!
+//! With a GPU placement (`num_gpu`, see [`crate::gpu`]) the same steps run on the GPU: all
+//! layers there = one batched GPU pass; a split = the CPU layers batched on the CPU, then
+//! their hidden states batched through the GPU layers. Sampling stays on the CPU.
 
+use crate::gpu::{self, KvShape};
 use engine::generate::DoneReason;
 use engine::grammar::{Constraint, TokenVocab};
-use engine::model::{KvCache, LoadOptions, Model, SeqInput};
+use engine::model::{HParams, KvCache, LoadOptions, Model, SeqInput};
 use engine::sampler::{Sampler, SamplerOptions};
 use engine::stop::StopMatcher;
 use engine::tokenizer::{StreamDecoder, Tokenizer, TokenizerOptions};
+use ferrite_shaders::{GpuHiddenSeq, GpuKvCache, GpuModel, GpuSeq, SplitCache};
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -75,6 +81,24 @@ pub struct RunnerConfig {
     pub num_batch: usize,
     /// Compute threads; 0 = one per core.
     pub threads: usize,
+    /// Ollama's `num_gpu`: layers on the GPU (the last ones); negative = as many as fit
+    /// on a real GPU, none without one. See [`crate::gpu`].
+    pub num_gpu: i64,
+    /// Bytes of GPU memory to leave free (`OLLAMA_GPU_OVERHEAD`), for the automatic placement.
+    pub gpu_overhead: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> RunnerConfig {
+        RunnerConfig {
+            num_parallel: 1,
+            num_ctx: 4096,
+            num_batch: 512,
+            threads: 0,
+            num_gpu: -1,
+            gpu_overhead: 0,
+        }
+    }
 }
 
 /// What a loaded runner reports about itself.
@@ -86,8 +110,14 @@ pub struct RunnerInfo {
     pub num_batch: usize,
     pub n_ctx_train: usize,
     pub n_vocab: usize,
-    /// Bytes: weights file plus the KV caches at full context.
+    /// Bytes: weights plus the KV caches at full context, on the CPU and the GPU.
     pub size: u64,
+    /// The part of `size` in GPU memory.
+    pub size_vram: u64,
+    /// Layers on the GPU (the last ones).
+    pub gpu_layers: usize,
+    /// The GPU adapter, when any layer is on it.
+    pub gpu: Option<String>,
 }
 
 /// One completion request, already tokenized (and truncated to fit, see [`fit_prompt`]).
@@ -174,6 +204,7 @@ impl Runner {
                 threads: cfg.threads,
             },
         )?;
+        // Placement needs the model's shapes, so it is decided in `start`.
         let tokenizer = Tokenizer::from_gguf(&model.file, TokenizerOptions::default())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Runner::start(model, tokenizer, cfg)
@@ -188,19 +219,6 @@ impl Runner {
             num_ctx = num_ctx.min(n_ctx_train);
         }
         let num_parallel = cfg.num_parallel.max(1);
-        let kv_bytes = (num_parallel as u64)
-            .saturating_mul(num_ctx as u64)
-            .saturating_mul(hp.n_layer as u64)
-            .saturating_mul((hp.kv_dim_k() + hp.kv_dim_v()) as u64)
-            .saturating_mul(2);
-        let info = RunnerInfo {
-            num_ctx,
-            num_parallel,
-            num_batch: cfg.num_batch.max(1),
-            n_ctx_train,
-            n_vocab: hp.n_vocab,
-            size: model.file.file_size().saturating_add(kv_bytes),
-        };
         if tokenizer.n_vocab() > hp.n_vocab {
             return Err(format!(
                 "the tokenizer has {} tokens but the model only {}",
@@ -208,9 +226,53 @@ impl Runner {
                 hp.n_vocab
             ));
         }
+        let kv = KvShape {
+            num_parallel,
+            num_ctx,
+        };
+        let kv_layer = gpu::kv_bytes_per_layer(hp, kv);
+        let placed = gpu::place(&model, cfg.num_gpu, kv, cfg.gpu_overhead).and_then(|g| {
+            match gpu_caches(&model, &g, num_parallel, num_ctx) {
+                Ok(caches) => Some((g, caches)),
+                Err(e) => {
+                    eprintln!("cannot allocate the KV caches on the GPU: {e}; running on the CPU");
+                    None
+                }
+            }
+        });
+        let (gpu, caches, size, size_vram) = match placed {
+            None => {
+                let caches = (0..num_parallel)
+                    .map(|_| Cache::Cpu(model.new_cache(num_ctx)))
+                    .collect();
+                let size = model
+                    .file
+                    .file_size()
+                    .saturating_add(kv_layer.saturating_mul(hp.n_layer as u64));
+                (None, caches, size, 0)
+            }
+            Some((g, caches)) => {
+                let vram = g.weight_bytes() + caches.iter().map(Cache::gpu_bytes).sum::<u64>();
+                let cpu_layers = g.first_gpu_layer() as u64;
+                let cpu = gpu::cpu_weight_bytes(&model, g.gpu_layers())
+                    .saturating_add(kv_layer.saturating_mul(cpu_layers));
+                (Some(g), caches, vram.saturating_add(cpu), vram)
+            }
+        };
+        let info = RunnerInfo {
+            num_ctx,
+            num_parallel,
+            num_batch: cfg.num_batch.max(1),
+            n_ctx_train,
+            n_vocab: hp.n_vocab,
+            size,
+            size_vram,
+            gpu_layers: gpu.as_ref().map_or(0, GpuModel::gpu_layers),
+            gpu: gpu.as_ref().map(|g| g.context().adapter().to_string()),
+        };
         let tokenizer = Arc::new(tokenizer);
         let (tx, rx) = mpsc::channel();
-        let worker = Worker::new(model, tokenizer.clone(), &info, rx);
+        let worker = Worker::new(model, gpu, caches, tokenizer.clone(), &info, rx);
         std::thread::Builder::new()
             .name("ferrite-runner".into())
             .spawn(move || worker.run())
@@ -348,8 +410,64 @@ struct Seq {
     constrain_after: Option<(String, String)>,
 }
 
+/// One slot's keys and values, where its layers are.
+enum Cache {
+    Cpu(KvCache),
+    Gpu(GpuKvCache),
+    Split(SplitCache),
+}
+
+impl Cache {
+    fn n_ctx(&self) -> usize {
+        match self {
+            Cache::Cpu(c) => c.n_ctx(),
+            Cache::Gpu(c) => c.n_ctx(),
+            Cache::Split(c) => c.gpu.n_ctx(),
+        }
+    }
+    fn truncate(&mut self, n: usize, hp: &HParams) {
+        match self {
+            Cache::Cpu(c) => c.truncate(n, hp),
+            Cache::Gpu(c) => c.truncate(n),
+            Cache::Split(c) => c.truncate(n, hp),
+        }
+    }
+    fn clear(&mut self) {
+        match self {
+            Cache::Cpu(c) => c.clear(),
+            Cache::Gpu(c) => c.clear(),
+            Cache::Split(c) => c.clear(),
+        }
+    }
+    fn gpu_bytes(&self) -> u64 {
+        match self {
+            Cache::Cpu(_) => 0,
+            Cache::Gpu(c) => c.size_bytes(),
+            Cache::Split(c) => c.gpu.size_bytes(),
+        }
+    }
+}
+
+/// Every slot's caches for a model placed (wholly or partly) on the GPU.
+fn gpu_caches(
+    model: &Model,
+    g: &GpuModel,
+    num_parallel: usize,
+    num_ctx: usize,
+) -> Result<Vec<Cache>, ferrite_shaders::GpuError> {
+    (0..num_parallel)
+        .map(|_| {
+            if g.is_full() {
+                g.new_cache(num_ctx).map(Cache::Gpu)
+            } else {
+                g.new_split_cache(model, num_ctx).map(Cache::Split)
+            }
+        })
+        .collect()
+}
+
 struct Slot {
-    cache: KvCache,
+    cache: Cache,
     /// Exactly the tokens whose keys and values are in `cache`.
     cached: Vec<u32>,
     seq: Option<Seq>,
@@ -357,6 +475,8 @@ struct Slot {
 
 struct Worker {
     model: Model,
+    /// The last layers (or all) on the GPU; the slots' caches match.
+    gpu: Option<GpuModel>,
     tokenizer: Arc<Tokenizer>,
     slots: Vec<Slot>,
     num_batch: usize,
@@ -374,19 +494,23 @@ enum Finish {
 impl Worker {
     fn new(
         model: Model,
+        gpu: Option<GpuModel>,
+        caches: Vec<Cache>,
         tokenizer: Arc<Tokenizer>,
         info: &RunnerInfo,
         jobs: mpsc::Receiver<Job>,
     ) -> Worker {
-        let slots = (0..info.num_parallel)
-            .map(|_| Slot {
-                cache: model.new_cache(info.num_ctx),
+        let slots = caches
+            .into_iter()
+            .map(|cache| Slot {
+                cache,
                 cached: Vec::new(),
                 seq: None,
             })
             .collect();
         Worker {
             model,
+            gpu,
             tokenizer,
             slots,
             num_batch: info.num_batch,
@@ -539,19 +663,15 @@ impl Worker {
             }
         }
         let result = {
-            let mut inputs: Vec<SeqInput<'_>> = Vec::with_capacity(plan.len());
+            let mut batch: Vec<(&mut Cache, &[u32])> = Vec::with_capacity(plan.len());
             let mut it = plan.iter().peekable();
             for (i, slot) in self.slots.iter_mut().enumerate() {
                 if let Some((_, toks)) = it.next_if(|(j, _)| *j == i) {
-                    inputs.push(SeqInput {
-                        cache: &mut slot.cache,
-                        tokens: toks,
-                        all_logits: false,
-                    });
+                    batch.push((&mut slot.cache, toks));
                 }
             }
-            let model = &self.model;
-            std::panic::catch_unwind(AssertUnwindSafe(|| model.forward(&mut inputs)))
+            let (model, gpu) = (&self.model, self.gpu.as_ref());
+            std::panic::catch_unwind(AssertUnwindSafe(|| forward(model, gpu, &mut batch)))
                 .unwrap_or_else(|_| Err("the model forward pass panicked".into()))
         };
         let logits = match result {
@@ -713,6 +833,76 @@ impl Worker {
     }
 }
 
+/// One forward pass over `batch` (each slot's cache and the tokens it is fed); per slot
+/// the logits of its last token. GPU errors come back as `Err`, like the CPU's.
+fn forward(
+    model: &Model,
+    gpu: Option<&GpuModel>,
+    batch: &mut [(&mut Cache, &[u32])],
+) -> Result<Vec<Vec<f32>>, String> {
+    const MISMATCH: &str = "internal error: a slot's cache does not match the model placement";
+    let Some(g) = gpu else {
+        let mut inputs = Vec::with_capacity(batch.len());
+        for (cache, tokens) in batch.iter_mut() {
+            let Cache::Cpu(cache) = &mut **cache else {
+                return Err(MISMATCH.into());
+            };
+            inputs.push(SeqInput {
+                cache,
+                tokens,
+                all_logits: false,
+            });
+        }
+        return model.forward(&mut inputs);
+    };
+    if g.is_full() {
+        let mut seqs = Vec::with_capacity(batch.len());
+        for (cache, tokens) in batch.iter_mut() {
+            let Cache::Gpu(cache) = &mut **cache else {
+                return Err(MISMATCH.into());
+            };
+            seqs.push(GpuSeq { cache, tokens });
+        }
+        return g.forward_batch(&mut seqs).map_err(|e| e.to_string());
+    }
+    // Split: the CPU layers for every sequence in one batch, then the GPU layers likewise.
+    let mut splits = Vec::with_capacity(batch.len());
+    for (cache, tokens) in batch.iter_mut() {
+        let Cache::Split(cache) = &mut **cache else {
+            return Err(MISMATCH.into());
+        };
+        if cache.cpu.len() != cache.gpu.len() {
+            return Err(format!(
+                "internal error: CPU and GPU caches disagree ({} vs {} tokens)",
+                cache.cpu.len(),
+                cache.gpu.len()
+            ));
+        }
+        splits.push((cache, *tokens));
+    }
+    let hidden = {
+        let mut inputs: Vec<SeqInput<'_>> = splits
+            .iter_mut()
+            .map(|(cache, tokens)| SeqInput {
+                cache: &mut cache.cpu,
+                tokens,
+                all_logits: false,
+            })
+            .collect();
+        model.forward_layers(&mut inputs, g.first_gpu_layer())?
+    };
+    let mut seqs: Vec<GpuHiddenSeq<'_>> = splits
+        .iter_mut()
+        .zip(&hidden)
+        .map(|((cache, tokens), h)| GpuHiddenSeq {
+            cache: &mut cache.gpu,
+            hidden: h,
+            ntok: tokens.len(),
+        })
+        .collect();
+    g.forward_hidden_batch(&mut seqs).map_err(|e| e.to_string())
+}
+
 fn piece(tokenizer: &Tokenizer, id: u32) -> (String, Vec<u8>) {
     let bytes = tokenizer.token_to_piece(id, true).to_vec();
     (String::from_utf8_lossy(&bytes).into_owned(), bytes)
@@ -785,6 +975,31 @@ mod tests {
             fit_prompt(p, 4, 4, false, false).unwrap_err(),
             "the input length exceeds the context length"
         );
+    }
+
+    /// GPU failures (here: a full cache, a cache of the wrong placement) are `Err`s that
+    /// the worker sends to the requests, never panics. Runs on lavapipe in CI.
+    #[test]
+    fn gpu_errors_come_back_as_errors() {
+        let path = ferrite_tests::model_path(ferrite_tests::Model::SmolLm2);
+        let model = Model::load(path, &LoadOptions { threads: 1 }).unwrap();
+        let ctx = crate::gpu::shared_context()
+            .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"));
+        let toks = [1u32, 2, 3, 4, 5];
+        for layers in [usize::MAX, 2] {
+            let g = GpuModel::new(ctx.clone(), &model, layers).unwrap();
+            let mut caches = gpu_caches(&model, &g, 1, 4).unwrap();
+            let err = forward(&model, Some(&g), &mut [(&mut caches[0], &toks[..])]).unwrap_err();
+            assert!(err.contains("context overflow"), "{layers} layers: {err}");
+            let mut cpu = Cache::Cpu(model.new_cache(8));
+            let err = forward(&model, Some(&g), &mut [(&mut cpu, &toks[..])]).unwrap_err();
+            assert!(err.contains("does not match the model placement"), "{err}");
+            // And a good pass after the errors.
+            let mut caches = gpu_caches(&model, &g, 1, 8).unwrap();
+            let logits = forward(&model, Some(&g), &mut [(&mut caches[0], &toks[..])]).unwrap();
+            assert_eq!(logits[0].len(), model.hp.n_vocab);
+            assert!(logits[0].iter().all(|v| v.is_finite()));
+        }
     }
 
     #[test]

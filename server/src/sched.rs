@@ -25,6 +25,10 @@ pub trait Loaded: Send + Sync + 'static {
     fn size(&self) -> u64;
     /// Context per sequence actually loaded.
     fn context_length(&self) -> usize;
+    /// The part of `size` in GPU memory (`/api/ps` `size_vram`).
+    fn size_vram(&self) -> u64 {
+        0
+    }
 }
 
 impl Loaded for crate::runner::Runner {
@@ -33,6 +37,9 @@ impl Loaded for crate::runner::Runner {
     }
     fn context_length(&self) -> usize {
         self.info().num_ctx
+    }
+    fn size_vram(&self) -> u64 {
+        self.info().size_vram
     }
 }
 
@@ -48,6 +55,8 @@ pub struct LoadSpec {
     pub num_ctx: usize,
     pub num_batch: usize,
     pub num_thread: usize,
+    /// Ollama's `num_gpu`: layers on the GPU; `-1` = auto.
+    pub num_gpu: i64,
 }
 
 pub type LoadFn<M> = Arc<dyn Fn(&LoadSpec) -> Result<M, String> + Send + Sync>;
@@ -195,9 +204,12 @@ impl<M: Loaded> Scheduler<M> {
                 let mut inner = self.lock();
                 let fits = match inner.entries.get(&key) {
                     Some(e) => match &e.state {
-                        State::Ready(m) => {
-                            Some(spec.num_ctx <= e.spec.num_ctx.max(m.context_length()))
-                        }
+                        State::Ready(m) => Some(
+                            spec.num_ctx <= e.spec.num_ctx.max(m.context_length())
+                                // As Ollama: an explicit num_gpu other than the loaded
+                                // one reloads; auto takes the model as it is.
+                                && (spec.num_gpu < 0 || spec.num_gpu == e.spec.num_gpu),
+                        ),
                         State::Loading => None,
                     },
                     None => None,
@@ -220,7 +232,7 @@ impl<M: Loaded> Scheduler<M> {
                         });
                     }
                     (Some(e), Some(false)) => {
-                        // A larger context than loaded: reload once the model is idle.
+                        // A larger context or another placement: reload once idle.
                         if e.refs == 0 {
                             if let Some(old) = inner.entries.remove(&key) {
                                 if let State::Ready(m) = old.state {
@@ -460,7 +472,7 @@ impl<M: Loaded> Scheduler<M> {
                         digest: e.spec.digest.clone(),
                         details: e.spec.details.clone(),
                         expires_at: rfc3339_nano(expires),
-                        size_vram: 0,
+                        size_vram: m.size_vram(),
                         context_length: m.context_length() as u64,
                     },
                 ))

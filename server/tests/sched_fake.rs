@@ -74,6 +74,7 @@ fn spec(name: &str, ctx: usize) -> LoadSpec {
         num_ctx: ctx,
         num_batch: 512,
         num_thread: 0,
+        num_gpu: -1,
     }
 }
 
@@ -243,6 +244,33 @@ async fn num_ctx_within_the_loaded_context_reuses_larger_reloads_when_idle() {
         .unwrap();
     assert_eq!(ctx, 8192);
     assert_eq!(h.loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn another_explicit_num_gpu_reloads_auto_takes_the_loaded_model() {
+    let h = harness(3, 10, MIN5, Duration::ZERO);
+    let with_gpu = |n: i64| LoadSpec {
+        num_gpu: n,
+        ..spec("a", 2048)
+    };
+    drop(h.sched.acquire(&with_gpu(0), None).await.unwrap());
+    drop(h.sched.acquire(&with_gpu(0), None).await.unwrap());
+    assert_eq!(h.loads.load(Ordering::SeqCst), 1, "same num_gpu: no reload");
+    drop(h.sched.acquire(&with_gpu(999), None).await.unwrap());
+    assert_eq!(h.loads.load(Ordering::SeqCst), 2, "another num_gpu reloads");
+    assert_eq!(
+        h.dropped.lock().unwrap().len(),
+        1,
+        "the old one is unloaded"
+    );
+    drop(h.sched.acquire(&with_gpu(-1), None).await.unwrap());
+    assert_eq!(
+        h.loads.load(Ordering::SeqCst),
+        2,
+        "auto uses what is loaded"
+    );
+    drop(h.sched.acquire(&with_gpu(12), None).await.unwrap());
+    assert_eq!(h.loads.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ mod tensor;
 
 pub use context::{adapters, AdapterDesc, GpuContext, GpuOptions};
 pub use graph::{rope_table, Arena, AttnShape, KvBuffer, Recorder, PARAM_BYTES};
-pub use model::{GpuKvCache, GpuModel, GpuSeq, SplitCache};
+pub use model::{GpuHiddenSeq, GpuKvCache, GpuModel, GpuSeq, SplitCache};
 pub use pipelines::{Ew, GPU_TYPES};
 pub use tensor::GpuTensor;
 

@@ -511,6 +511,62 @@ impl GpuModel {
         Ok(out)
     }
 
+    /// [`GpuModel::forward_hidden`] for several sequences in one pass (a split model's
+    /// GPU layers after the CPU ran its layers for all of them): the matrix products
+    /// share each weight read. Returns per sequence the logits of its last token (empty
+    /// for a sequence without tokens).
+    pub fn forward_hidden_batch(
+        &self,
+        seqs: &mut [GpuHiddenSeq<'_>],
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let d = self.hp.n_embd;
+        for s in seqs.iter() {
+            if s.hidden.len() != s.ntok * d {
+                return Err(GpuError::Input(format!(
+                    "{} hidden values are not {} tokens of {d}",
+                    s.hidden.len(),
+                    s.ntok
+                )));
+            }
+            self.check_cache(s.cache, s.ntok)?;
+        }
+        let active: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].ntok > 0).collect();
+        let total: usize = seqs.iter().map(|s| s.ntok).sum();
+        let mut out = vec![Vec::new(); seqs.len()];
+        if active.is_empty() {
+            return Ok(out);
+        }
+        if total > self.batch_limit(active.len()) || active.len() == 1 {
+            for &i in &active {
+                let s = &mut seqs[i];
+                out[i] = self.run(s.cache, s.ntok, Input::Hidden(s.hidden))?;
+            }
+            return Ok(out);
+        }
+        let lay = Layout::new(&self.hp, total, active.len());
+        let guard = self.arena(&lay)?;
+        let arena = guard.as_ref().expect("allocated");
+        let mut segs = Vec::with_capacity(active.len());
+        let mut x = Vec::with_capacity(total * d);
+        let mut t0 = 0;
+        for &i in &active {
+            segs.push(Seg {
+                cache: &*seqs[i].cache,
+                pos0: seqs[i].cache.len,
+                t0,
+                n: seqs[i].ntok,
+            });
+            t0 += seqs[i].ntok;
+            x.extend_from_slice(seqs[i].hidden);
+        }
+        let logits = self.chunk(arena, &lay, &segs, Input::Hidden(&x), true)?;
+        for (&i, l) in active.iter().zip(logits) {
+            seqs[i].cache.len += seqs[i].ntok;
+            out[i] = l;
+        }
+        Ok(out)
+    }
+
     /// One sequence, split into chunks the arena holds.
     fn run(&self, cache: &mut GpuKvCache, ntok: usize, input: Input) -> Result<Vec<f32>, GpuError> {
         self.check_cache(cache, ntok)?;
@@ -744,6 +800,14 @@ fn mm(
         }
     }
     Ok(())
+}
+
+/// One sequence's part of a batched pass over the GPU layers of a split model
+/// ([`GpuModel::forward_hidden_batch`]): `ntok` tokens' hidden states, `ntok × n_embd`.
+pub struct GpuHiddenSeq<'a> {
+    pub cache: &'a mut GpuKvCache,
+    pub hidden: &'a [f32],
+    pub ntok: usize,
 }
 
 #[derive(Clone, Copy)]

@@ -289,6 +289,8 @@ fn load_spec(st: &AppState, m: &ResolvedModel, opts: &RunOptions) -> LoadSpec {
         num_ctx,
         num_batch: opts.num_batch.clamp(1, 1 << 16) as usize,
         num_thread: opts.num_thread.clamp(0, 1024) as usize,
+        // Any negative value is Ollama's "auto" (its default is -1).
+        num_gpu: opts.num_gpu.max(-1),
     }
 }
 

@@ -48,6 +48,7 @@ impl Shared {
         renderer: Arc<dyn PromptRenderer>,
     ) -> Shared {
         let num_parallel = config.num_parallel;
+        let gpu_overhead = config.gpu_overhead;
         let loader: LoadFn<Runner> = Arc::new(move |spec| {
             Runner::load(
                 &spec.path,
@@ -56,6 +57,8 @@ impl Shared {
                     num_ctx: spec.num_ctx,
                     num_batch: spec.num_batch,
                     threads: spec.num_thread,
+                    num_gpu: spec.num_gpu,
+                    gpu_overhead,
                 },
             )
         });
