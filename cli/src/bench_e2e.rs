@@ -47,10 +47,11 @@ pub struct E2eArgs {
     models_dir: Option<PathBuf>,
 }
 
+/// Tokens per second over repetitions (also used by `bench gpu`).
 #[derive(Serialize, Clone, Copy, Default)]
-struct Speed {
-    tokens_per_second: f64,
-    stddev: f64,
+pub(crate) struct Speed {
+    pub(crate) tokens_per_second: f64,
+    pub(crate) stddev: f64,
 }
 
 #[derive(Serialize, Default)]
@@ -299,7 +300,7 @@ fn bench_llama_cpp(lb: &Path, model: &Path, args: &E2eArgs) -> Result<(Speed, Sp
     Ok((find(args.pp, 0)?, find(0, args.tg)?))
 }
 
-fn mean_sd(xs: &[f64]) -> Speed {
+pub(crate) fn mean_sd(xs: &[f64]) -> Speed {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     let var = if xs.len() > 1 {

@@ -10,6 +10,7 @@
 //! On a CPU-type adapter (lavapipe) the defaults shrink so that a run takes minutes:
 //! those numbers check that the path works, they are not performance claims.
 
+use crate::bench_e2e::{mean_sd, Speed};
 use clap::Args;
 use engine::model::{LoadOptions, Model};
 use ferrite_shaders::{Arena, GpuContext, GpuModel, GpuOptions, GpuTensor, Recorder, GPU_TYPES};
@@ -93,12 +94,6 @@ struct Matvec {
     batch: usize,
     seconds_per_matvec: f64,
     gbps: f64,
-}
-
-#[derive(Serialize, Clone, Copy)]
-struct Speed {
-    tokens_per_second: f64,
-    stddev: f64,
 }
 
 #[derive(Serialize)]
@@ -418,20 +413,6 @@ fn bench_model(
         pp: mean_sd(&pps),
         tg: mean_sd(&tgs),
     })
-}
-
-fn mean_sd(xs: &[f64]) -> Speed {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    Speed {
-        tokens_per_second: mean,
-        stddev: var.sqrt(),
-    }
 }
 
 fn markdown(r: &Report) -> String {
