@@ -13,6 +13,7 @@ pub mod kquants;
 pub mod legacy;
 pub mod matmul;
 pub mod ops;
+#[cfg(target_arch = "x86_64")]
 mod prefetch;
 #[doc(hidden)]
 pub mod testutil;
