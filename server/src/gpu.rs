@@ -24,7 +24,7 @@ pub fn shared_context() -> Result<Arc<GpuContext>, GpuError> {
 
 /// Whether the default placement may use the GPU: an adapter that is a real GPU. Checked
 /// without opening a device, so CPU-only machines pay for one adapter enumeration only.
-fn real_gpu_present() -> bool {
+pub fn real_gpu_present() -> bool {
     static REAL: OnceLock<bool> = OnceLock::new();
     *REAL.get_or_init(|| {
         if std::env::var("FERRITE_GPU_DEVICE").is_ok_and(|s| !s.trim().is_empty()) {
