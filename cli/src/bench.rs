@@ -284,10 +284,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
         bandwidth_method: method,
         ferrite_version: env!("CARGO_PKG_VERSION"),
         quick: args.quick,
-        unix_time: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        unix_time: unix_time(),
         load_before,
         load_after: loadavg(),
     };
@@ -296,16 +293,7 @@ pub fn run_kernels(args: &KernelsArgs) -> Result<(), String> {
         notes,
         results,
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    write(&args.out.join("kernels.json"), &(json + "\n"))?;
-    write(&args.out.join("kernels.md"), &markdown(&report))?;
-    eprintln!(
-        "wrote {} and {}",
-        args.out.join("kernels.json").display(),
-        args.out.join("kernels.md").display()
-    );
+    write_report(&args.out, "kernels", &report, &markdown(&report))?;
     Ok(())
 }
 
@@ -315,8 +303,33 @@ pub(crate) fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
+fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes a benchmark's `out/{stem}.json` and `out/{stem}.md`, creating `out`.
+pub(crate) fn write_report(
+    out: &Path,
+    stem: &str,
+    report: &impl Serialize,
+    markdown: &str,
+) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    write(&out.join(format!("{stem}.json")), &(json + "\n"))?;
+    write(&out.join(format!("{stem}.md")), markdown)?;
+    eprintln!(
+        "wrote {}",
+        out.join(format!("{stem}.{{json,md}}")).display()
+    );
+    Ok(())
+}
+
+/// Seconds since the Unix epoch, for reports (0 if the clock is before it).
+pub(crate) fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn parse_types(names: &[String]) -> Result<Vec<GgmlType>, String> {

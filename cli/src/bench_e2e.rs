@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const MODELS: [(&str, &str); 3] = [
     ("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -172,20 +172,12 @@ pub fn run_e2e(args: &E2eArgs) -> Result<(), String> {
         pp_tokens: args.pp,
         tg_tokens: args.tg,
         reps: args.reps,
-        unix_time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        unix_time: crate::bench::unix_time(),
         load_before,
         load_after: crate::bench::loadavg(),
         results,
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    crate::bench::write(&args.out.join("e2e.json"), &(json + "\n"))?;
-    crate::bench::write(&args.out.join("e2e.md"), &markdown(&report))?;
-    eprintln!("wrote {}", args.out.join("e2e.{json,md}").display());
+    crate::bench::write_report(&args.out, "e2e", &report, &markdown(&report))?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use kernels::blocks::GgmlType;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const MODELS: [(&str, &str); 3] = [
     ("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -196,20 +196,12 @@ pub fn run_gpu(args: &GpuArgs) -> Result<(), String> {
         pp_tokens: pp,
         tg_tokens: tg,
         reps,
-        unix_time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        unix_time: crate::bench::unix_time(),
         command,
         matvec,
         e2e,
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    crate::bench::write(&args.out.join("gpu.json"), &(json + "\n"))?;
-    crate::bench::write(&args.out.join("gpu.md"), &markdown(&report))?;
-    eprintln!("wrote {}", args.out.join("gpu.{json,md}").display());
+    crate::bench::write_report(&args.out, "gpu", &report, &markdown(&report))?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
@@ -201,19 +201,12 @@ pub fn run_parallel(args: &ParallelArgs) -> Result<(), String> {
         tokens_per_stream: args.tokens,
         reps: args.reps,
         num_thread: args.threads,
-        unix_time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        unix_time: crate::bench::unix_time(),
         load_before,
         load_after: crate::bench::loadavg(),
         results,
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    crate::bench::write(&args.out.join("parallel.json"), &(json + "\n"))?;
-    crate::bench::write(&args.out.join("parallel.md"), &markdown(&report))?;
-    eprintln!("wrote {}", args.out.join("parallel.{json,md}").display());
+    crate::bench::write_report(&args.out, "parallel", &report, &markdown(&report))?;
     Ok(())
 }
 
