@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod cpu;
 pub mod dispatch;
 pub mod float;
+pub mod ggml_math;
 pub mod kquants;
 pub mod legacy;
 pub mod matmul;

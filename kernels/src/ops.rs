@@ -290,22 +290,26 @@ impl Rope {
             match self.style {
                 RopeStyle::Normal => {
                     for (p, &(c, s)) in head[..self.n_rot].chunks_exact_mut(2).zip(cs) {
-                        let (x0, x1) = (p[0], p[1]);
-                        p[0] = x0 * c - x1 * s;
-                        p[1] = x0 * s + x1 * c;
+                        (p[0], p[1]) = rotate(p[0], p[1], c, s);
                     }
                 }
                 RopeStyle::Neox => {
                     let (lo, hi) = head[..self.n_rot].split_at_mut(half);
                     for ((a, b), &(c, s)) in lo.iter_mut().zip(hi).zip(cs) {
-                        let (x0, x1) = (*a, *b);
-                        *a = x0 * c - x1 * s;
-                        *b = x0 * s + x1 * c;
+                        (*a, *b) = rotate(*a, *b, c, s);
                     }
                 }
             }
         }
     }
+}
+
+/// `(x0·c − x1·s, x0·s + x1·c)` with llama.cpp's roundings (measured bit for bit
+/// against its CPU backend): its compiler fuses the `x0` products into FMAs and
+/// rounds the `x1` ones first.
+#[inline]
+fn rotate(x0: f32, x1: f32, c: f32, s: f32) -> (f32, f32) {
+    (x0.mul_add(c, -(x1 * s)), x0.mul_add(s, x1 * c))
 }
 
 /// One-shot [`Rope`] (prefer building a `Rope` once per model).

@@ -9,7 +9,7 @@
 use super::HParams;
 use half::f16;
 use kernels::attn::{mad_f16, scale_f16};
-use kernels::blocks::GgmlType;
+use kernels::ggml_math;
 use rayon::prelude::*;
 
 /// Causal attention of every batch token over its own sequence's cache (which
@@ -26,11 +26,9 @@ pub(super) fn attend(
     let (hdk, hdv) = (hp.head_dim_k, hp.head_dim_v);
     let (kd, vd) = (hp.kv_dim_k(), hp.kv_dim_v());
     let group = hp.n_head / hp.n_head_kv;
-    let dot = kernels::dispatch::kernels(GgmlType::F16)
-        .expect("f16 kernels exist at every level")
-        .vec_dot;
+    let flavor = ggml_math::Flavor::active();
     out.par_chunks_mut(hdv).enumerate().for_each_init(
-        || (vec![0f32; hdk], vec![f16::ZERO; hdv]),
+        || (vec![f16::ZERO; hdk], vec![f16::ZERO; hdv]),
         |(q16, acc), (idx, o)| {
             let (tok, head) = (idx / hp.n_head, idx % hp.n_head);
             let (seq, pos) = slots[tok];
@@ -38,9 +36,8 @@ pub(super) fn attend(
             let g = head / group;
             let qh = &q[(tok * hp.n_head + head) * hdk..][..hdk];
             for (d, &s) in q16.iter_mut().zip(qh) {
-                *d = f16::from_f32(s).to_f32();
+                *d = f16::from_f32(s);
             }
-            let q_bytes: &[u8] = bytemuck::cast_slice(q16.as_slice());
             let start = if window > 0 {
                 (pos + 1).saturating_sub(window)
             } else {
@@ -51,7 +48,7 @@ pub(super) fn attend(
             let mut sum = 0f32;
             for p in start..=pos {
                 let kh = &kc[p * kd + g * hdk..][..hdk];
-                let s = dot(hdk, bytemuck::cast_slice(kh), q_bytes) * hp.attn_scale;
+                let s = ggml_math::dot_f16(flavor, kh, q16) * hp.attn_scale;
                 let vh = &vc[p * vd + g * hdv..][..hdv];
                 let (ms, vs) = if s > max {
                     let ms = (max - s).exp();
@@ -62,7 +59,7 @@ pub(super) fn attend(
                     (1.0, (s - max).exp())
                 };
                 mad_f16(acc, vh, vs);
-                sum = sum * ms + vs;
+                sum = sum.mul_add(ms, vs);
             }
             let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
             for (d, &a) in o.iter_mut().zip(acc.iter()) {

@@ -218,6 +218,7 @@ impl Model {
         let mut gate = vec![0f32; n * hp.n_ff];
         let mut up = vec![0f32; n * hp.n_ff];
         let mut acts = matmul::Activations::new();
+        let flavor = kernels::ggml_math::Flavor::active();
 
         for (il, layer) in w.layers.iter().enumerate().take(stop.unwrap_or(hp.n_layer)) {
             rms_norm_rows(&x, &layer.attn_norm, hp.rms_eps, &mut h, d);
@@ -307,7 +308,7 @@ impl Model {
             gate.par_chunks_mut(hp.n_ff)
                 .zip(up.par_chunks(hp.n_ff))
                 .for_each(|(g, u)| match hp.activation {
-                    Activation::Silu => ops::swiglu(g, u),
+                    Activation::Silu => kernels::ggml_math::swiglu(flavor, g, u),
                     Activation::GeluTanh => ops::geglu_f16_table(g, u),
                 });
             mm(&layer.w_down, &gate, n, &mut o);
@@ -318,6 +319,7 @@ impl Model {
                     .for_each(|r| ops::rms_norm_inplace(r, Some(pn), hp.rms_eps));
             }
             ops::add(&mut x, &o);
+            trace("l_out", il, &x);
         }
         for s in seqs.iter_mut() {
             s.cache.len += s.tokens.len();
@@ -333,7 +335,6 @@ impl Model {
                 })
                 .collect());
         }
-        trace("l_out", hp.n_layer - 1, &x);
 
         // Logits only for the rows asked for.
         let mut rows: Vec<usize> = Vec::new();
@@ -354,6 +355,7 @@ impl Model {
         }
         fin.par_chunks_mut(d)
             .for_each(|r| ops::rms_norm_inplace(r, Some(&w.output_norm), hp.rms_eps));
+        trace("result_norm", 0, &fin);
         let mut logits = vec![0f32; m * hp.n_vocab];
         mm(&w.output, &fin, m, &mut logits);
         if let Some(cap) = hp.final_logit_softcap {
@@ -422,9 +424,24 @@ fn mm_group(
 
 /// `FERRITE_TRACE=1`: print a checksum of every named intermediate (llama.cpp's
 /// tensor names, as its `llama-eval-callback` prints them) to diff runs layer by layer.
+/// `FERRITE_DUMP=DIR`: write each one whole, as raw little-endian f32, to
+/// `DIR/NAME-LAYER.f32` (overwritten by every forward pass), for bitwise diffs.
 fn trace(name: &str, layer: usize, x: &[f32]) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*ON.get_or_init(|| std::env::var_os("FERRITE_TRACE").is_some_and(|v| v == "1")) {
+    static ON: std::sync::OnceLock<(bool, Option<std::path::PathBuf>)> = std::sync::OnceLock::new();
+    let (print, dump) = ON.get_or_init(|| {
+        (
+            std::env::var_os("FERRITE_TRACE").is_some_and(|v| v == "1"),
+            std::env::var_os("FERRITE_DUMP").map(Into::into),
+        )
+    });
+    if let Some(dir) = dump {
+        let bytes: &[u8] = bytemuck::cast_slice(x);
+        let path = dir.join(format!("{name}-{layer}.f32"));
+        if let Err(e) = std::fs::write(&path, bytes) {
+            eprintln!("ferrite-trace: cannot write {}: {e}", path.display());
+        }
+    }
+    if !*print {
         return;
     }
     // An f32 running sum in element order, as llama-eval-callback computes it.

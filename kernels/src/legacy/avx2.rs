@@ -1,10 +1,17 @@
 //! AVX2 kernels (with FMA and F16C).
 //!
 //! One 32-element block per 256-bit register, eight blocks per loop step: the
-//! eight weight and activation scales are converted together, each block's
+//! eight weight and activation scales are converted together, and each block's
 //! integer dot (`maddubs` + `madd`) is converted to f32 and multiplied into one
-//! of four f32 accumulators by its broadcast scale, and one horizontal sum ends
-//! the row. A partial last group is zero-padded (zero scales add nothing).
+//! f32 accumulator by its broadcast scale; one horizontal sum ends the row.
+//! A partial last group is zero-padded (zero scales add nothing).
+//!
+//! The float operations are llama.cpp's AVX2 ones, in its order: one accumulator
+//! fed in block order, Q4_1/Q5_1 minimums summed by a scalar FMA chain and added
+//! after the horizontal sum. The small models amplify a last-bit difference into
+//! logit changes of 0.1–0.4 (activation quantization rounds differently), so
+//! token-for-token parity with llama.cpp needs its exact bits, not just its
+//! precision. Speed comes from running several rows or tokens side by side.
 
 use std::arch::x86_64::*;
 
@@ -126,6 +133,19 @@ pub(super) unsafe fn accumulate(acc: &mut __m256, s: __m256, k: usize, sum: __m2
     *acc = _mm256_fmadd_ps(lane(s, k), _mm256_cvtepi32_ps(sum), *acc);
 }
 
+/// llama.cpp's `summs += m·s` for the eight blocks of a group: a scalar FMA chain
+/// (how its compiler contracts that line), in block order.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) unsafe fn min_chain(summs: &mut f32, m: __m256, s: __m256) {
+    let (mut mv, mut sv) = ([0f32; 8], [0f32; 8]);
+    _mm256_storeu_ps(mv.as_mut_ptr(), m);
+    _mm256_storeu_ps(sv.as_mut_ptr(), s);
+    for k in 0..8 {
+        *summs = mv[k].mul_add(sv[k], *summs);
+    }
+}
+
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -135,94 +155,94 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(x)
 }
 
+/// `hsum_float_8(acc) + summs`.
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(super) unsafe fn finish(acc: [__m256; 4], ms: __m256) -> f32 {
-    let a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    hsum(_mm256_add_ps(a, ms))
+pub(super) unsafe fn finish(acc: __m256, summs: f32) -> f32 {
+    hsum(acc) + summs
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = _mm256_setzero_ps();
     let eight = _mm256_set1_epi8(8);
     for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
         for k in 0..8 {
             let sum = dot_biased(nibbles(&w[k].qs), load(&a[k].qs), eight);
-            accumulate(&mut acc[k % 4], s, k, sum);
+            accumulate(&mut acc, s, k, sum);
         }
     });
-    finish(acc, _mm256_setzero_ps())
+    finish(acc, 0.0)
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut ms = _mm256_setzero_ps();
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0f32;
     for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
-        ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
+        min_chain(&mut summs, f16x8(|i| w[i].m), f16x8(|i| a[i].s));
         for k in 0..8 {
             let sum = dot_u(nibbles(&w[k].qs), load(&a[k].qs));
-            accumulate(&mut acc[k % 4], s, k, sum);
+            accumulate(&mut acc, s, k, sum);
         }
     });
-    finish(acc, ms)
+    finish(acc, summs)
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = _mm256_setzero_ps();
     let sixteen = _mm256_set1_epi8(16);
     for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
         for k in 0..8 {
             let q = high_bits(nibbles(&w[k].qs), w[k].qh);
             let sum = dot_biased(q, load(&a[k].qs), sixteen);
-            accumulate(&mut acc[k % 4], s, k, sum);
+            accumulate(&mut acc, s, k, sum);
         }
     });
-    finish(acc, _mm256_setzero_ps())
+    finish(acc, 0.0)
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut ms = _mm256_setzero_ps();
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0f32;
     for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
-        ms = _mm256_fmadd_ps(f16x8(|i| w[i].m), f16x8(|i| a[i].s), ms);
+        min_chain(&mut summs, f16x8(|i| w[i].m), f16x8(|i| a[i].s));
         for k in 0..8 {
             let q = high_bits(nibbles(&w[k].qs), w[k].qh);
             let sum = dot_u(q, load(&a[k].qs));
-            accumulate(&mut acc[k % 4], s, k, sum);
+            accumulate(&mut acc, s, k, sum);
         }
     });
-    finish(acc, ms)
+    finish(acc, summs)
 }
 
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = _mm256_setzero_ps();
     for_groups!(w, a, |w, a| {
         let s = _mm256_mul_ps(f16x8(|i| w[i].d), f16x8(|i| a[i].d));
         for k in 0..8 {
             let sum = dot_ss(load(&w[k].qs), load(&a[k].qs));
-            accumulate(&mut acc[k % 4], s, k, sum);
+            accumulate(&mut acc, s, k, sum);
         }
     });
-    finish(acc, _mm256_setzero_ps())
+    finish(acc, 0.0)
 }
 
 /// One Q8 block exactly as [`reference::quantize_q8_block`] computes it

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use half::f16;
 
-use super::avx2::{accumulate, dot_ss, dot_u, f16x8, finish, high_bits, nibbles};
+use super::avx2::{accumulate, dot_ss, dot_u, f16x8, finish, high_bits, min_chain, nibbles};
 use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 
 /// Blocks per scale vector, as in vec_dot's `for_groups!`.
@@ -98,7 +98,7 @@ fn scales<B>(blocks: &[B], nb: usize, padded: usize, dst: &mut Vec<f32>, f: impl
 
 /// The products of one row with `T` tokens: `q`/`wd`/`wm` the row's unpacked
 /// blocks and padded scales, `a[t]`/`ad[t]`/`asum[t]` token t's blocks and padded
-/// scales. Two tokens at a time share the row's loads and loop overhead.
+/// scales. Several tokens at a time share the row's loads and loop overhead.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
@@ -140,8 +140,8 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
             _ => dot_u(u, s),
         }
     };
-    let mut acc = [[_mm256_setzero_ps(); 4]; T];
-    let mut ms = [_mm256_setzero_ps(); T];
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut summs = [0f32; T];
     let groups = nb.div_ceil(GROUP);
     for g in 0..groups {
         let o = g * GROUP;
@@ -153,7 +153,7 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
         if KIND == MIN {
             // A padded tail adds 0·0, as vec_dot's zero blocks do.
             for t in 0..T {
-                ms[t] = _mm256_fmadd_ps(m8, load8(asum[t], o), ms[t]);
+                min_chain(&mut summs[t], m8, load8(asum[t], o));
             }
         }
         // A constant loop, so the accumulators stay in registers. vec_dot's
@@ -164,12 +164,12 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
             if whole || o + k < nb {
                 let u = load_q(o + k);
                 for t in 0..T {
-                    accumulate(&mut acc[t][k % 4], s[t], k, dot(t, o + k, u));
+                    accumulate(&mut acc[t], s[t], k, dot(t, o + k, u));
                 }
             }
         }
     }
-    std::array::from_fn(|t| finish(acc[t], ms[t]))
+    std::array::from_fn(|t| finish(acc[t], summs[t]))
 }
 
 #[target_feature(enable = "avx")]
@@ -236,55 +236,138 @@ unsafe fn stream_rows<
     assert!(
         a.len() == nb && (!biased || bias.len() == nb) && (KIND != MIN || asum.len() == padded)
     );
-    let ones = _mm256_set1_epi16(1);
-    // One group of eight blocks, unrolled so the accumulators stay in registers.
-    let group = |wg: &[W; GROUP],
-                 ag: &[A; GROUP],
-                 bg: &[[i16; 16]],
-                 o: usize,
-                 acc: &mut [__m256; 4],
-                 ms: &mut __m256| {
-        crate::prefetch::ahead(wg.as_ptr().cast(), std::mem::size_of_val(wg));
-        // SAFETY: o + 8 ≤ padded = ad.len() (and asum.len() for MIN).
-        let s8 = _mm256_mul_ps(f16x8(|i| d(&wg[i])), _mm256_loadu_ps(ad.as_ptr().add(o)));
-        if KIND == MIN {
-            let m8 = f16x8(|i| m(&wg[i]));
-            *ms = _mm256_fmadd_ps(m8, _mm256_loadu_ps(asum.as_ptr().add(o)), *ms);
-        }
-        for k in 0..GROUP {
-            let u = unpack(&wg[k]);
-            let act = _mm256_loadu_si256(ag[k].qs().as_ptr().cast());
-            let sum = match KIND {
-                BIASED_8 | BIASED_16 => {
-                    // SAFETY: bg holds GROUP vectors for biased kinds.
-                    let cs = _mm256_loadu_si256(bg.as_ptr().add(k).cast());
-                    _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, act), cs), ones)
+    // One group of eight blocks of R rows, unrolled so the accumulators stay in
+    // registers; the rows' chains are independent, so they overlap.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_group<const R: usize, W, A: ActBlock>(
+        wg: [&[W; GROUP]; R],
+        ag: &[A; GROUP],
+        bg: &[[i16; 16]],
+        s8a: __m256,
+        asum8: __m256,
+        acc: &mut [__m256; R],
+        summs: &mut [f32; R],
+        kind: u8,
+        unpack: &impl Fn(&W) -> __m256i,
+        d: &impl Fn(&W) -> f16,
+        m: &impl Fn(&W) -> f16,
+    ) {
+        // SAFETY: the caller checked the target features; `bg` holds GROUP
+        // vectors for the biased kinds.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let s8: [__m256; R] = std::array::from_fn(|r| {
+                crate::prefetch::ahead(wg[r].as_ptr().cast(), std::mem::size_of_val(wg[r]));
+                _mm256_mul_ps(f16x8(|i| d(&wg[r][i])), s8a)
+            });
+            if kind == MIN {
+                for r in 0..R {
+                    min_chain(&mut summs[r], f16x8(|i| m(&wg[r][i])), asum8);
                 }
-                SIGNED => dot_ss(u, act),
-                _ => dot_u(u, act),
-            };
-            accumulate(&mut acc[k % 4], s8, k, sum);
+            }
+            for k in 0..GROUP {
+                let act = _mm256_loadu_si256(ag[k].qs().as_ptr().cast());
+                let cs = if kind == BIASED_8 || kind == BIASED_16 {
+                    _mm256_loadu_si256(bg.as_ptr().add(k).cast())
+                } else {
+                    _mm256_setzero_si256()
+                };
+                for r in 0..R {
+                    let u = unpack(&wg[r][k]);
+                    let sum = match kind {
+                        BIASED_8 | BIASED_16 => _mm256_madd_epi16(
+                            _mm256_sub_epi16(_mm256_maddubs_epi16(u, act), cs),
+                            ones,
+                        ),
+                        SIGNED => dot_ss(u, act),
+                        _ => dot_u(u, act),
+                    };
+                    accumulate(&mut acc[r], s8[r], k, sum);
+                }
+            }
         }
-    };
+    }
     let no_bias: &[[i16; 16]] = &[];
     let bias_of = |o: usize| if biased { &bias[o..o + GROUP] } else { no_bias };
-    for (row, y) in w.chunks_exact(nb).zip(out.iter_mut()) {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut ms = _mm256_setzero_ps();
-        let whole = nb - tail;
-        let mut o = 0;
-        while o < whole {
-            let wg: &[W; GROUP] = row[o..o + GROUP].try_into().unwrap();
-            let ag: &[A; GROUP] = a[o..o + GROUP].try_into().unwrap();
-            group(wg, ag, bias_of(o), o, &mut acc, &mut ms);
-            o += GROUP;
+    let whole = nb - tail;
+    // R rows starting at `first`, through every group (the last one zero-padded).
+    let run = |first: usize, out: &mut [f32]| {
+        macro_rules! rows {
+            ($R:literal) => {{
+                let mut acc = [_mm256_setzero_ps(); $R];
+                let mut summs = [0f32; $R];
+                let row = |r: usize| &w[(first + r) * nb..(first + r + 1) * nb];
+                let mut o = 0;
+                while o < whole {
+                    let wg: [&[W; GROUP]; $R] =
+                        std::array::from_fn(|r| row(r)[o..o + GROUP].try_into().unwrap());
+                    let ag: &[A; GROUP] = a[o..o + GROUP].try_into().unwrap();
+                    let asum8 = if KIND == MIN {
+                        _mm256_loadu_ps(asum.as_ptr().add(o))
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    // SAFETY: o + GROUP ≤ padded = ad.len() (and asum.len() for MIN).
+                    rows_group::<$R, W, A>(
+                        wg,
+                        ag,
+                        bias_of(o),
+                        _mm256_loadu_ps(ad.as_ptr().add(o)),
+                        asum8,
+                        &mut acc,
+                        &mut summs,
+                        KIND,
+                        &unpack,
+                        &d,
+                        &m,
+                    );
+                    o += GROUP;
+                }
+                if tail > 0 {
+                    let padded_rows: [[W; GROUP]; $R] =
+                        std::array::from_fn(|r| super::pad8(&row(r)[whole..]));
+                    let wg: [&[W; GROUP]; $R] = std::array::from_fn(|r| &padded_rows[r]);
+                    let bg: &[[i16; 16]] = if biased { &bias_tail } else { no_bias };
+                    let asum8 = if KIND == MIN {
+                        _mm256_loadu_ps(asum.as_ptr().add(whole))
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    // SAFETY: as above, for the last, padded group.
+                    rows_group::<$R, W, A>(
+                        wg,
+                        &a_tail,
+                        bg,
+                        _mm256_loadu_ps(ad.as_ptr().add(whole)),
+                        asum8,
+                        &mut acc,
+                        &mut summs,
+                        KIND,
+                        &unpack,
+                        &d,
+                        &m,
+                    );
+                }
+                for r in 0..$R {
+                    out[r] = finish(acc[r], summs[r]);
+                }
+            }};
         }
-        if tail > 0 {
-            let wg: [W; GROUP] = super::pad8(&row[whole..]);
-            let bg: &[[i16; 16]] = if biased { &bias_tail } else { no_bias };
-            group(&wg, &a_tail, bg, whole, &mut acc, &mut ms);
+        match out.len() {
+            2 => rows!(2),
+            _ => rows!(1),
         }
-        *y = finish(acc, ms);
+    };
+    let rows = out.len();
+    let mut r = 0;
+    while r + 2 <= rows {
+        run(r, &mut out[r..r + 2]);
+        r += 2;
+    }
+    if r < rows {
+        run(r, &mut out[r..r + 1]);
     }
 }
 
