@@ -76,3 +76,16 @@ pub fn dequantizer(dtype: GgmlType) -> DequantizeFn {
         .or_else(|| crate::float::dequantizer(dtype))
         .expect("every GgmlType has a dequantizer")
 }
+
+/// For a matrix of `dtype` with `rows` rows: the kernels llama.cpp's CPU backend
+/// would multiply it with if it repacks that matrix (x86 AVX2 repacks Q4_K when
+/// `rows % 8 == 0`), as `(single tokens and a batch's last tokens % 4, the
+/// batch's whole groups of four)`; `None` where it multiplies with the plain
+/// `vec_dot` kernels of [`kernels`]. Their roundings differ from `vec_dot`'s, and
+/// token-for-token parity with llama.cpp needs them (see `kquants::q4k_repacked`).
+pub fn llama_repacked(dtype: GgmlType, rows: usize) -> Option<(TypeKernels, TypeKernels)> {
+    match dtype {
+        GgmlType::Q4K => crate::kquants::q4k_repacked::kernels(rows, crate::cpu::active()),
+        _ => None,
+    }
+}

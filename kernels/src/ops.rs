@@ -181,6 +181,13 @@ pub fn geglu_f16_table(a: &mut [f32], b: &[f32]) {
     }
 }
 
+/// GELU as ggml computes its table entries (its compiler's FMA contraction
+/// included): `(0.5x)·(1 + tanh((√(2/π)·x)·fma(x, 0.044715x, 1)))`.
+fn gelu_ggml_table_entry(x: f32) -> f32 {
+    let sqrt_2_over_pi = f32::from_bits(0x3f4c_422a);
+    (0.5 * x) * (1.0 + ((sqrt_2_over_pi * x) * x.mul_add(0.044_715 * x, 1.0)).tanh())
+}
+
 /// `f16(gelu(x))` for every f16 bit pattern `x`, built once (128 KiB).
 fn gelu_f16_table() -> &'static [half::f16] {
     static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
@@ -188,7 +195,7 @@ fn gelu_f16_table() -> &'static [half::f16] {
         (0..=u16::MAX)
             .map(|bits| {
                 let x = half::f16::from_bits(bits).to_f32();
-                half::f16::from_f32(reference::gelu1(x))
+                half::f16::from_f32(gelu_ggml_table_entry(x))
             })
             .collect()
     })

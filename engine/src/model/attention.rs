@@ -35,8 +35,13 @@ pub(super) fn attend(
             let (kc, vc) = caches[seq];
             let g = head / group;
             let qh = &q[(tok * hp.n_head + head) * hdk..][..hdk];
+            let (pre, post) = if hp.scale_queries {
+                (hp.attn_scale, 1.0)
+            } else {
+                (1.0, hp.attn_scale)
+            };
             for (d, &s) in q16.iter_mut().zip(qh) {
-                *d = f16::from_f32(s);
+                *d = f16::from_f32(s * pre);
             }
             let start = if window > 0 {
                 (pos + 1).saturating_sub(window)
@@ -48,7 +53,7 @@ pub(super) fn attend(
             let mut sum = 0f32;
             for p in start..=pos {
                 let kh = &kc[p * kd + g * hdk..][..hdk];
-                let s = ggml_math::dot_f16(flavor, kh, q16) * hp.attn_scale;
+                let s = ggml_math::dot_f16(flavor, kh, q16) * post;
                 let vh = &vc[p * vd + g * hdv..][..hdv];
                 let (ms, vs) = if s > max {
                     let ms = (max - s).exp();

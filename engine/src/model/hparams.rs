@@ -67,6 +67,10 @@ pub struct HParams {
     pub embd_scale: f32,
     /// Attention logit scale (1/sqrt(head_dim) unless the model says otherwise).
     pub attn_scale: f32,
+    /// Whether llama.cpp applies `attn_scale` to the queries before attention
+    /// (gemma) rather than to the scores: the f16 rounding of the queries differs
+    /// where the scaled values are f16-subnormal.
+    pub scale_queries: bool,
     /// tanh soft-capping of the final logits, when the metadata asks for it.
     pub final_logit_softcap: Option<f32>,
 }
@@ -185,6 +189,7 @@ impl HParams {
             activation: Activation::Silu,
             embd_scale: 1.0,
             attn_scale: 1.0 / (head_dim_k as f32).sqrt(),
+            scale_queries: false,
             final_logit_softcap,
         };
         match arch {
@@ -198,6 +203,7 @@ impl HParams {
                 hp.rope_base_swa = 10_000.0;
                 hp.sliding_window = opt("attention.sliding_window")?.unwrap_or(0);
                 hp.swa_period = 6;
+                hp.scale_queries = true;
                 if let Some(s) = optf("attention.query_pre_attn_scalar")? {
                     hp.attn_scale = 1.0 / s.sqrt();
                 }

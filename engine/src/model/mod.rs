@@ -220,6 +220,22 @@ impl Model {
         let mut acts = matmul::Activations::new();
         let flavor = kernels::ggml_math::Flavor::active();
 
+        // The rows whose logits are asked for. As llama.cpp does, the last layer
+        // drops the other rows after its attention output (they feed nothing
+        // else), which also decides which of its matrix kernels a row meets.
+        let mut out_rows: Vec<usize> = Vec::new();
+        let mut t0 = 0;
+        for s in seqs.iter() {
+            let t = s.tokens.len();
+            if s.all_logits {
+                out_rows.extend(t0..t0 + t);
+            } else if t > 0 {
+                out_rows.push(t0 + t - 1);
+            }
+            t0 += t;
+        }
+        let mut live = n;
+
         for (il, layer) in w.layers.iter().enumerate().take(stop.unwrap_or(hp.n_layer)) {
             rms_norm_rows(&x, &layer.attn_norm, hp.rms_eps, &mut h, d);
             trace("attn_norm", il, &h);
@@ -290,6 +306,19 @@ impl Model {
 
             mm(&layer.wo, &att, n, &mut o);
             trace("attn_out", il, &o);
+            if stop.is_none() && il + 1 == hp.n_layer && out_rows.len() < n {
+                live = out_rows.len();
+                for (i, &r) in out_rows.iter().enumerate() {
+                    x.copy_within(r * d..(r + 1) * d, i * d);
+                    o.copy_within(r * d..(r + 1) * d, i * d);
+                }
+                for buf in [&mut x, &mut o, &mut h] {
+                    buf.truncate(live * d);
+                }
+                gate.truncate(live * hp.n_ff);
+                up.truncate(live * hp.n_ff);
+                out_rows = (0..live).collect();
+            }
             if let Some(pn) = &layer.post_attn_norm {
                 o.par_chunks_mut(d)
                     .for_each(|r| ops::rms_norm_inplace(r, Some(pn), hp.rms_eps));
@@ -302,7 +331,7 @@ impl Model {
             mm_group(
                 &mut acts,
                 &h,
-                n,
+                live,
                 &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
             );
             gate.par_chunks_mut(hp.n_ff)
@@ -311,7 +340,7 @@ impl Model {
                     Activation::Silu => kernels::ggml_math::swiglu(flavor, g, u),
                     Activation::GeluTanh => ops::geglu_f16_table(g, u),
                 });
-            mm(&layer.w_down, &gate, n, &mut o);
+            mm(&layer.w_down, &gate, live, &mut o);
             trace("ffn_act", il, &gate);
             trace("ffn_out", il, &o);
             if let Some(pn) = &layer.post_ffn_norm {
@@ -337,17 +366,7 @@ impl Model {
         }
 
         // Logits only for the rows asked for.
-        let mut rows: Vec<usize> = Vec::new();
-        let mut t0 = 0;
-        for s in seqs.iter() {
-            let t = s.tokens.len();
-            if s.all_logits {
-                rows.extend(t0..t0 + t);
-            } else if t > 0 {
-                rows.push(t0 + t - 1);
-            }
-            t0 += t;
-        }
+        let rows = out_rows;
         let m = rows.len();
         let mut fin = vec![0f32; m * d];
         for (dst, &r) in fin.chunks_mut(d).zip(&rows) {
@@ -379,15 +398,29 @@ impl Model {
 }
 
 fn mm(m: &Matrix, x: &[f32], tokens: usize, y: &mut [f32]) {
-    matmul::matmul(
-        &m.kernels,
-        m.bytes(),
-        m.rows,
-        m.cols,
-        &x[..tokens * m.cols],
-        tokens,
-        &mut y[..tokens * m.rows],
-    );
+    // llama.cpp's repacked kernels: whole groups of four tokens, then the rest.
+    let grouped = match m.batch4 {
+        Some(_) => tokens / 4 * 4,
+        None => 0,
+    };
+    let parts = [
+        (m.batch4.as_ref(), 0..grouped),
+        (Some(&m.kernels), grouped..tokens),
+    ];
+    for (k, ts) in parts {
+        let (Some(k), false) = (k, ts.is_empty()) else {
+            continue;
+        };
+        matmul::matmul(
+            k,
+            m.bytes(),
+            m.rows,
+            m.cols,
+            &x[ts.start * m.cols..ts.end * m.cols],
+            ts.len(),
+            &mut y[ts.start * m.rows..ts.end * m.rows],
+        );
+    }
 }
 
 /// Products of one input with several matrices: one activation conversion and one
@@ -402,7 +435,7 @@ fn mm_group(
     let act = mats[0].0.kernels.act;
     if mats
         .iter()
-        .any(|(m, _)| m.kernels.act != act || m.cols != cols)
+        .any(|(m, _)| m.kernels.act != act || m.cols != cols || m.batch4.is_some())
     {
         for (m, y) in mats.iter_mut() {
             mm(m, x, tokens, y);

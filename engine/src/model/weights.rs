@@ -14,6 +14,10 @@ pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
     pub kernels: TypeKernels,
+    /// For a batch's tokens in whole groups of four, where llama.cpp multiplies
+    /// them with other roundings than single tokens (its repacked Q4_K gemm);
+    /// `kernels` then reproduces its gemv.
+    pub batch4: Option<TypeKernels>,
 }
 
 impl Matrix {
@@ -82,12 +86,19 @@ fn matrix(f: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<Matrix, 
             tensor.dtype()
         ));
     }
+    // llama.cpp repacks the matrices of its matrix products, but not the token
+    // embedding (a row lookup), even when the output layer shares it.
+    let (kernels, batch4) = match dispatch::llama_repacked(tensor.dtype(), rows) {
+        Some((single, batch4)) if name != "token_embd.weight" => (single, Some(batch4)),
+        _ => (kernels, None),
+    };
     Ok(Matrix {
         name: name.to_string(),
         tensor,
         rows,
         cols,
         kernels,
+        batch4,
     })
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod common;
 pub mod q2k;
 pub mod q3k;
 pub mod q4k;
+pub mod q4k_repacked;
 pub mod q5k;
 pub mod q6k;
 pub mod q8k;

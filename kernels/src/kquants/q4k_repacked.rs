@@ -1,0 +1,333 @@
+//! Q4_K with the float arithmetic of llama.cpp's repacked kernels.
+//!
+//! On x86 with AVX2, llama.cpp repacks every Q4_K matrix whose row count is a
+//! multiple of 8 (`q4_K_8x8_q8_K`) and multiplies it with two kernels of their own
+//! rounding, not `ggml_vec_dot_q4_K_q8_K`'s:
+//! - **gemv** (decode, and the tokens of a batch after the last whole group of
+//!   four): per super-block one exact integer `Σ_j sc_j·dot_j` and one
+//!   `Σ_j m_j·bsum_j`, each folded into its f32 accumulator by one FMA;
+//! - **gemm** (a batch's tokens in whole groups of four): the same, but one FMA
+//!   per 64 elements (each pair of sub-blocks), and the activations quantized by
+//!   `ggml_quantize_mat_q8_K_4x8`, which breaks a ±max tie toward the positive
+//!   element where the row quantizer takes the first one.
+//!
+//! The result is `acc − acc_min`. The AVX2 and AVX-512 builds of llama.cpp do the
+//! same per output, so one emulation serves both.
+
+use crate::blocks::{BlockQ4K, BlockQ8K, QK_K};
+use crate::cpu::Isa;
+use crate::dispatch::TypeKernels;
+use crate::kquants::common::{self, get_scale_min_k4};
+use crate::kquants::q8k::nearest_int;
+
+/// Which of llama.cpp's two repacked kernels to reproduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// One FMA per super-block.
+    Gemv,
+    /// One FMA per 64 elements.
+    Gemm,
+}
+
+/// Scalar definition: exact integer sums per pair of sub-blocks, then the FMAs.
+pub fn dot_ref(order: Order, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    assert_eq!(x.len(), y.len(), "q4_K dot: block counts differ");
+    let (mut acc, mut acc_min) = (0f32, 0f32);
+    for (xb, yb) in x.iter().zip(y) {
+        let scale = xb.d.to_f32() * yb.d;
+        let scale_min = xb.dmin.to_f32() * yb.d;
+        let mut sums = [0i32; 4];
+        let mut mins = [0i32; 4];
+        for j in 0..8 {
+            let (sc, m) = get_scale_min_k4(j, &xb.scales);
+            let q4 = &xb.qs[32 * (j / 2)..32 * (j / 2) + 32];
+            let q8 = &yb.qs[32 * j..32 * j + 32];
+            let shift = 4 * (j % 2);
+            let s: i32 = q4
+                .iter()
+                .zip(q8)
+                .map(|(&q, &a)| ((q >> shift) & 0xF) as i32 * a as i32)
+                .sum();
+            sums[j / 2] += sc as i32 * s;
+            mins[j / 2] += m as i32 * (yb.bsums[2 * j] as i32 + yb.bsums[2 * j + 1] as i32);
+        }
+        match order {
+            Order::Gemv => {
+                acc = (sums.iter().sum::<i32>() as f32).mul_add(scale, acc);
+                acc_min = (mins.iter().sum::<i32>() as f32).mul_add(scale_min, acc_min);
+            }
+            Order::Gemm => {
+                for k in 0..4 {
+                    acc = (sums[k] as f32).mul_add(scale, acc);
+                    acc_min = (mins[k] as f32).mul_add(scale_min, acc_min);
+                }
+            }
+        }
+    }
+    acc - acc_min
+}
+
+/// `ggml_quantize_mat_q8_K_4x8`'s values for one row: as the row quantizer
+/// ([`crate::kquants::q8k::quantize`]), except that the scale's sign comes from a
+/// positive element of largest magnitude whenever there is one.
+pub fn quantize_act_gemm(x: &[f32], out: &mut [BlockQ8K]) {
+    assert_eq!(
+        x.len(),
+        out.len() * QK_K,
+        "q8_K: length is not a whole number of blocks"
+    );
+    for (xb, yb) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            *yb = BlockQ8K {
+                d: 0.0,
+                qs: [0; QK_K],
+                bsums: [0; QK_K / 16],
+            };
+            continue;
+        }
+        let iscale = if xb.contains(&amax) {
+            -127.0 / amax
+        } else {
+            127.0 / amax
+        };
+        for (q, &v) in yb.qs.iter_mut().zip(xb) {
+            *q = nearest_int(iscale * v).clamp(-128, 127) as i8;
+        }
+        for (s, g) in yb.bsums.iter_mut().zip(yb.qs.chunks_exact(16)) {
+            *s = g.iter().map(|&q| q as i16).sum();
+        }
+        yb.d = 1.0 / iscale;
+    }
+}
+
+fn quantize_gemm_bytes(src: &[f32], dst: &mut [u8]) {
+    quantize_act_gemm(src, common::blocks_of_mut(dst))
+}
+
+fn gemv_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (x, y) = common::dot_blocks::<BlockQ4K>(n, w, a);
+    dot_ref(Order::Gemv, x, y)
+}
+
+fn gemm_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (x, y) = common::dot_blocks::<BlockQ4K>(n, w, a);
+    dot_ref(Order::Gemm, x, y)
+}
+
+/// The kernels llama.cpp's repacked Q4_K uses for a matrix of `rows` rows, as
+/// `(gemv, gemm)`: `gemv` for single tokens and a batch's last `tokens % 4`,
+/// `gemm` for the rest. `None` where llama.cpp would not repack (rows not a
+/// multiple of 8): its plain `vec_dot` applies there.
+pub fn kernels(rows: usize, isa: Isa) -> Option<(TypeKernels, TypeKernels)> {
+    if !rows.is_multiple_of(8) {
+        return None;
+    }
+    let base = super::q4k::kernels(isa)?;
+    let (mut gemv, mut gemm): (crate::dispatch::VecDotFn, crate::dispatch::VecDotFn) =
+        (gemv_scalar, gemm_scalar);
+    let mut level = Isa::Scalar;
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 && crate::cpu::has_avx2() {
+        (gemv, gemm, level) = (x86::gemv, x86::gemm, Isa::Avx2);
+    }
+    let make = |vec_dot, quantize_act| TypeKernels {
+        isa: level,
+        vec_dot,
+        quantize_act,
+        tile: None,
+        ..base
+    };
+    Some((
+        make(gemv, crate::kquants::q8k::quantizer_at(level)),
+        make(gemm, quantize_gemm_bytes),
+    ))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::kquants::common::unpack_scales_mins_k4;
+    use crate::kquants::common::x86::*;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn hsum_i32(v: __m256i) -> i32 {
+        let x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+        _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32::<1>(x)))
+    }
+
+    /// Per super-block: the integer sums of each 64 elements (scaled) and of the
+    /// mins, then the FMAs of `ORDER` (0 = gemv, 1 = gemm).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot<const ORDER: u8>(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let (mut acc, mut acc_min) = (0f32, 0f32);
+        for (xb, yb) in x.iter().zip(y) {
+            crate::prefetch::ahead(std::ptr::from_ref(xb).cast(), std::mem::size_of_val(xb));
+            // SAFETY: `d` and `dmin` are the block's first 4 bytes.
+            let (d, dmin) = f16x2(xb as *const BlockQ4K as *const u8);
+            let (scale, scale_min) = (d * yb.d, dmin * yb.d);
+            let u = unpack_scales_mins_k4(&xb.scales);
+            let sm = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
+            // Lane j: m_j times the 32-element sum of sub-block j.
+            let mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+            let bsums = _mm256_loadu_si256(yb.bsums.as_ptr() as *const __m256i);
+            let pm = _mm256_madd_epi16(bsums, mins);
+            let mut pmv = [0i32; 8];
+            _mm256_storeu_si256(pmv.as_mut_ptr().cast(), pm);
+            let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+            let q4 = xb.qs.as_ptr();
+            let q8 = yb.qs.as_ptr();
+            let mut total = _mm256_setzero_si256();
+            for j in 0..4 {
+                let q = _mm256_loadu_si256(q4.add(32 * j) as *const __m256i);
+                let a = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
+                let b = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
+                let lo = _mm256_and_si256(q, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                let ja = (2 * j) as i16;
+                let sa = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * ja + 1) << 8) | (2 * ja)));
+                let jb = ja + 1;
+                let sb = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * jb + 1) << 8) | (2 * jb)));
+                let s = _mm256_add_epi32(
+                    madd_acc_avx2(_mm256_setzero_si256(), _mm256_maddubs_epi16(lo, a), sa),
+                    madd_acc_avx2(_mm256_setzero_si256(), _mm256_maddubs_epi16(hi, b), sb),
+                );
+                if ORDER == 1 {
+                    acc = (hsum_i32(s) as f32).mul_add(scale, acc);
+                    let m = pmv[2 * j] + pmv[2 * j + 1];
+                    acc_min = (m as f32).mul_add(scale_min, acc_min);
+                } else {
+                    total = _mm256_add_epi32(total, s);
+                }
+            }
+            if ORDER == 0 {
+                acc = (hsum_i32(total) as f32).mul_add(scale, acc);
+                acc_min = (pmv.iter().sum::<i32>() as f32).mul_add(scale_min, acc_min);
+            }
+        }
+        acc - acc_min
+    }
+
+    pub(super) fn gemv(n: usize, w: &[u8], a: &[u8]) -> f32 {
+        let (x, y) = common::dot_blocks::<BlockQ4K>(n, w, a);
+        assert!(crate::cpu::has_avx2());
+        // SAFETY: the CPU has AVX2/FMA/F16C (checked above).
+        unsafe { dot::<0>(x, y) }
+    }
+
+    pub(super) fn gemm(n: usize, w: &[u8], a: &[u8]) -> f32 {
+        let (x, y) = common::dot_blocks::<BlockQ4K>(n, w, a);
+        assert!(crate::cpu::has_avx2());
+        // SAFETY: as in `gemv`.
+        unsafe { dot::<1>(x, y) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu;
+    use crate::kquants::q8k;
+    use crate::testutil::Rng;
+
+    fn q4k_row(x: &[f32]) -> Vec<BlockQ4K> {
+        let mut w = vec![bytemuck::Zeroable::zeroed(); x.len() / QK_K];
+        crate::kquants::q4k::quantize(x, &mut w);
+        w
+    }
+
+    /// Every level's kernels equal the scalar definition bit for bit, and both
+    /// orders stay within f32 rounding of the exact dot product of the dequantized
+    /// operands.
+    #[test]
+    fn levels_match_definition_and_f64() {
+        let mut rng = Rng::new(5);
+        for nb in [1usize, 2, 5] {
+            let n = nb * QK_K;
+            let w = q4k_row(&rng.weights(n));
+            let xa: Vec<f32> = (0..n).map(|_| rng.normal(1.0)).collect();
+            let mut deq = vec![0f32; n];
+            crate::kquants::q4k::dequantize(&w, &mut deq);
+            for isa in cpu::supported_levels() {
+                let (gemv, gemm) = kernels(8, isa).unwrap();
+                for (k, order) in [(gemv, Order::Gemv), (gemm, Order::Gemm)] {
+                    let mut a = vec![bytemuck::Zeroable::zeroed(); nb];
+                    (k.quantize_act)(&xa, bytemuck::cast_slice_mut(&mut a));
+                    let want = dot_ref(order, &w, &a);
+                    let got = (k.vec_dot)(n, bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+                    assert_eq!(got.to_bits(), want.to_bits(), "{isa:?} {order:?} nb {nb}");
+                    let mut da = vec![0f32; n];
+                    q8k::dequantize(&a, &mut da);
+                    let exact: f64 = deq
+                        .iter()
+                        .zip(&da)
+                        .map(|(&p, &q)| p as f64 * q as f64)
+                        .sum();
+                    let mag: f64 = deq
+                        .iter()
+                        .zip(&da)
+                        .map(|(&p, &q)| (p as f64 * q as f64).abs())
+                        .sum();
+                    assert!(
+                        (got as f64 - exact).abs() <= 1e-5 * mag + 1e-6,
+                        "{order:?}: {got} vs {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The two orders round differently somewhere (else one would do).
+    #[test]
+    fn orders_differ_on_some_rows() {
+        let mut rng = Rng::new(9);
+        let differ = (0..100)
+            .filter(|_| {
+                let w = q4k_row(&rng.weights(4 * QK_K));
+                let xa: Vec<f32> = (0..4 * QK_K).map(|_| rng.normal(1.0)).collect();
+                let mut a = vec![bytemuck::Zeroable::zeroed(); 4];
+                q8k::quantize(&xa, &mut a);
+                dot_ref(Order::Gemv, &w, &a) != dot_ref(Order::Gemm, &w, &a)
+            })
+            .count();
+        assert!(differ > 0);
+    }
+
+    /// The 4x8 quantizer equals the row quantizer except on a ±max tie, where it
+    /// takes the positive element's sign.
+    #[test]
+    fn gemm_quantizer_breaks_ties_toward_positive() {
+        let mut rng = Rng::new(2);
+        let x: Vec<f32> = (0..2 * QK_K).map(|_| rng.normal(2.0)).collect();
+        let (mut a, mut b) = (
+            vec![bytemuck::Zeroable::zeroed(); 2],
+            vec![bytemuck::Zeroable::zeroed(); 2],
+        );
+        q8k::quantize(&x, &mut a);
+        quantize_act_gemm(&x, &mut b);
+        assert_eq!(
+            bytemuck::cast_slice::<BlockQ8K, u8>(&a),
+            bytemuck::cast_slice::<BlockQ8K, u8>(&b)
+        );
+        let mut tie = vec![0.5f32; QK_K];
+        tie[3] = -4.0;
+        tie[100] = 4.0;
+        let (mut a, mut b) = (
+            vec![bytemuck::Zeroable::zeroed(); 1],
+            vec![bytemuck::Zeroable::zeroed(); 1],
+        );
+        q8k::quantize(&tie, &mut a);
+        quantize_act_gemm(&tie, &mut b);
+        let (a, b): (&BlockQ8K, &BlockQ8K) = (&a[0], &b[0]);
+        assert!(
+            a.d > 0.0 && b.d < 0.0,
+            "row quantizer follows the first (negative) max, 4x8 the positive"
+        );
+        assert_eq!((a.qs[3], a.qs[100]), (-127, 127));
+        assert_eq!((b.qs[3], b.qs[100]), (127, -127));
+    }
+}
