@@ -77,6 +77,19 @@ pub fn dequantizer(dtype: GgmlType) -> DequantizeFn {
         .expect("every GgmlType has a dequantizer")
 }
 
+/// The kernels a model's matrix products use: the active level's, except that
+/// x86 CPUs with AVX-512 run the AVX2 ones. Those reproduce llama.cpp's roundings
+/// (its AVX-512 build runs the same AVX2 code for these dots), on which
+/// token-for-token parity depends; decode is bound by memory either way. The
+/// AVX-512 kernels stay available through [`kernels_at`] (benchmarks, tests).
+pub fn kernels_for_models(dtype: GgmlType) -> Option<TypeKernels> {
+    let isa = crate::cpu::active();
+    if isa == Isa::Avx512 {
+        return kernels_at(dtype, Isa::Avx2);
+    }
+    kernels_at(dtype, isa)
+}
+
 /// For a matrix of `dtype` with `rows` rows: the kernels llama.cpp's CPU backend
 /// would multiply it with if it repacks that matrix (x86 AVX2 repacks Q4_K when
 /// `rows % 8 == 0`), as `(single tokens and a batch's last tokens % 4, the
@@ -84,8 +97,12 @@ pub fn dequantizer(dtype: GgmlType) -> DequantizeFn {
 /// `vec_dot` kernels of [`kernels`]. Their roundings differ from `vec_dot`'s, and
 /// token-for-token parity with llama.cpp needs them (see `kquants::q4k_repacked`).
 pub fn llama_repacked(dtype: GgmlType, rows: usize) -> Option<(TypeKernels, TypeKernels)> {
+    // llama.cpp repacks these only where the CPU has AVX2 (ARM repacks differ).
+    if !matches!(crate::cpu::active(), Isa::Avx2 | Isa::Avx512) {
+        return None;
+    }
     match dtype {
-        GgmlType::Q4K => crate::kquants::q4k_repacked::kernels(rows, crate::cpu::active()),
+        GgmlType::Q4K => crate::kquants::q4k_repacked::kernels(rows, Isa::Avx2),
         _ => None,
     }
 }

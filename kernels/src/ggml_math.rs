@@ -330,7 +330,7 @@ mod x86 {
     /// AVX2 and FMA; equal lengths, a multiple of 8.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn swiglu(flavor: Flavor, a: &mut [f32], b: &[f32]) {
-        assert!(a.len() == b.len() && a.len() % 8 == 0);
+        assert!(a.len() == b.len() && a.len().is_multiple_of(8));
         for (va, vb) in a.chunks_exact_mut(8).zip(b.chunks_exact(8)) {
             let x = _mm256_loadu_ps(va.as_ptr());
             let g = _mm256_loadu_ps(vb.as_ptr());

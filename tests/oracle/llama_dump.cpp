@@ -1,4 +1,5 @@
-// Dump every f32 tensor of the first llama_decode (the prompt) to DIR/NNN_name.bin with a shape line in DIR/index.txt
+// Dump every f32 tensor of the first llama_decode (the prompt) to DIR/NNNN.bin, one line per
+// tensor (number, name, op, shape) in DIR/index.txt. Usage: llama_dump MODEL DIR ID,ID,...
 #include "llama.h"
 #include "ggml.h"
 #include "ggml-backend.h"

@@ -1,40 +1,26 @@
 //! Greedy continuations on the real models, token for token against llama.cpp
-//! (`shared/reference/*.json`), and first-position logits within the cross-machine noise of llama.cpp itself.
+//! (`shared/reference/*.json`), and first-position logits within 1e-2 of it.
 //!
 //! A divergence is accepted only where ferrite's own top-2 logits are within
 //! `NEAR_TIE` (a near-tie that rounding can flip); such cases are printed.
+//! Parity this close needs llama.cpp's arithmetic, which ferrite reproduces on
+//! x86 with AVX2 (CI's machines); other CPUs sum in other orders.
 
 use engine::model::{LoadOptions, Model, SeqInput};
 use ferrite_tests::{model_path, reference, top2, Model as TestModel};
 
-/// The reference was computed by llama.cpp on an AVX-512 machine, and these small
-/// models amplify last-bit differences of summation order: llama.cpp itself, the
-/// same version built on an AVX2-only machine, misses its own reference by up to
-/// 0.41 (first-position logits) and its greedy runs diverge at steps 2–31
-/// (measured 2026-12-01; see the issue-3 note). A bound of 1e-2 is only reachable by
-/// reproducing one build's exact floating-point order, so the test holds ferrite to
-/// what llama.cpp achieves across machines. A wrong graph (a missing bias, a wrong
-/// RoPE style or scale, an unrounded KV cache) moves these logits by 1–10.
-const LOGIT_TOLERANCE: f64 = 0.5;
-/// A greedy divergence is accepted only where ferrite's own top-2 logits are this
-/// close: within the cross-machine noise above, so a near-tie either way.
-const NEAR_TIE: f32 = 0.1;
-
-/// The bounds above were measured with the AVX2 kernels; AVX-512 sums in another
-/// order, which moves these chaotic logits by as much again. Pin AVX2 (when the CPU
-/// has it) so the test means the same on every x86 CI machine; the kernels' own tests
-/// hold every level to the scalar reference.
-fn pin_kernel_level() {
-    static PIN: std::sync::Once = std::sync::Once::new();
-    PIN.call_once(|| {
-        if kernels::cpu::has_avx2() {
-            std::env::set_var("FERRITE_CPU", "avx2");
-        }
-    });
-}
+/// The issue's bound on first-position logits. The reference comes from llama.cpp
+/// on an AVX-512 machine; ferrite reproduces that build's roundings on any x86
+/// CPU (`kernels::ggml_math`, the llama.cpp-order dot kernels, the repacked Q4_K
+/// kernels), so the logits agree to ~1e-5. Without that, these small models turn
+/// last-bit differences into logit differences of 0.1–0.4 (llama.cpp built on an
+/// AVX2 machine misses its own reference by that much).
+const LOGIT_TOLERANCE: f64 = 1e-2;
+/// A greedy divergence is accepted only where ferrite's own top-2 logits are
+/// this close (the issue's rule).
+const NEAR_TIE: f32 = 0.02;
 
 fn check_model(which: TestModel) {
-    pin_kernel_level();
     let id = which.id();
     let model = Model::load(model_path(which), &LoadOptions { threads: 2 }).expect("model loads");
     let reference = reference(which);

@@ -74,7 +74,7 @@ fn matrix(f: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<Matrix, 
             "tensor '{name}' has shape {dims:?}, expected [{cols}, {rows}]"
         ));
     }
-    let kernels = dispatch::kernels(tensor.dtype()).ok_or_else(|| {
+    let kernels = dispatch::kernels_for_models(tensor.dtype()).ok_or_else(|| {
         format!(
             "tensor '{name}': ferrite cannot multiply {} weights",
             tensor.dtype()

@@ -435,6 +435,22 @@ unsafe fn tile<const KIND: u8, W: Copy + bytemuck::Zeroable, A: ActBlock + bytem
                 )
             };
             let mut t = t0;
+            while t + 4 <= t1 {
+                let parts = [token(t), token(t + 1), token(t + 2), token(t + 3)];
+                let ys = dot_row::<KIND, A, 4>(
+                    wq,
+                    wd,
+                    wm,
+                    parts.map(|p| p.0),
+                    parts.map(|p| p.1),
+                    parts.map(|p| p.2),
+                    parts.map(|p| p.3),
+                );
+                for (j, y) in ys.into_iter().enumerate() {
+                    out[(t + j) * rows + r] = y;
+                }
+                t += 4;
+            }
             while t + 2 <= t1 {
                 let ((a0, d0, s0, b0), (a1, d1, s1, b1)) = (token(t), token(t + 1));
                 let [y0, y1] =
