@@ -332,6 +332,20 @@ pub fn as_blocks<B: Block>(bytes: &[u8]) -> Option<&[B]> {
     bytemuck::try_cast_slice(bytes).ok()
 }
 
+/// Every f16 bit pattern as f32 (256 KiB, built once): a conversion is one load,
+/// as in ggml's `ggml_table_f32_f16`. Hot loops touch only the few cache lines
+/// their scales fall in.
+pub fn f16_table() -> &'static [f32; 65536] {
+    static TABLE: std::sync::OnceLock<Box<[f32; 65536]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0f32; 65536]);
+        for (bits, v) in t.iter_mut().enumerate() {
+            *v = half::f16::from_bits(bits as u16).to_f32();
+        }
+        t
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,21 +126,24 @@ pub fn kernels(rows: usize, isa: Isa) -> Option<(TypeKernels, TypeKernels)> {
     let base = super::q4k::kernels(isa)?;
     let (mut gemv, mut gemm): (crate::dispatch::VecDotFn, crate::dispatch::VecDotFn) =
         (gemv_scalar, gemm_scalar);
+    let (mut gemv_tile, mut gemm_tile) = (None, None);
     let mut level = Isa::Scalar;
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx2 && crate::cpu::has_avx2() {
         (gemv, gemm, level) = (x86::gemv, x86::gemm, Isa::Avx2);
+        gemv_tile = Some(x86::tile_gemv as crate::dispatch::TileFn);
+        gemm_tile = Some(x86::tile_gemm as crate::dispatch::TileFn);
     }
-    let make = |vec_dot, quantize_act| TypeKernels {
+    let make = |vec_dot, quantize_act, tile| TypeKernels {
         isa: level,
         vec_dot,
         quantize_act,
-        tile: None,
+        tile,
         ..base
     };
     Some((
-        make(gemv, crate::kquants::q8k::quantizer_at(level)),
-        make(gemm, quantize_gemm_bytes),
+        make(gemv, crate::kquants::q8k::quantizer_at(level), gemv_tile),
+        make(gemm, quantize_gemm_bytes, gemm_tile),
     ))
 }
 
@@ -159,57 +162,159 @@ mod x86 {
         _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32::<1>(x)))
     }
 
-    /// Per super-block: the integer sums of each 64 elements (scaled) and of the
-    /// mins, then the FMAs of `ORDER` (0 = gemv, 1 = gemm).
+    /// What one weight super-block contributes independently of the token: its
+    /// scales, its unpacked nibbles and the per-sub-block scale shuffles.
+    struct Prepared {
+        d: f32,
+        dmin: f32,
+        mins: __m256i,
+        lo: [__m256i; 4],
+        hi: [__m256i; 4],
+        sa: [__m256i; 4],
+        sb: [__m256i; 4],
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn prepare(xb: &BlockQ4K) -> Prepared {
+        let m4 = _mm256_set1_epi8(0x0F);
+        // SAFETY: `d` and `dmin` are the block's first 4 bytes.
+        let (d, dmin) = f16x2(xb as *const BlockQ4K as *const u8);
+        let u = unpack_scales_mins_k4(&xb.scales);
+        let sm = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
+        // Lane j: m_j, paired with the two 16-element bsums of sub-block j.
+        let mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+        let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+        let q4 = xb.qs.as_ptr();
+        let mut p = Prepared {
+            d,
+            dmin,
+            mins,
+            lo: [_mm256_setzero_si256(); 4],
+            hi: [_mm256_setzero_si256(); 4],
+            sa: [_mm256_setzero_si256(); 4],
+            sb: [_mm256_setzero_si256(); 4],
+        };
+        for j in 0..4 {
+            let q = _mm256_loadu_si256(q4.add(32 * j) as *const __m256i);
+            p.lo[j] = _mm256_and_si256(q, m4);
+            p.hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            let ja = (2 * j) as i16;
+            p.sa[j] = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * ja + 1) << 8) | (2 * ja)));
+            let jb = ja + 1;
+            p.sb[j] = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * jb + 1) << 8) | (2 * jb)));
+        }
+        p
+    }
+
+    /// One super-block of one token into its accumulators: the integer sums of
+    /// each 64 elements (scaled) and of the mins, then the FMAs of `ORDER`
+    /// (0 = gemv, 1 = gemm).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn step<const ORDER: u8>(p: &Prepared, yb: &BlockQ8K, acc: &mut f32, acc_min: &mut f32) {
+        let (scale, scale_min) = (p.d * yb.d, p.dmin * yb.d);
+        let bsums = _mm256_loadu_si256(yb.bsums.as_ptr() as *const __m256i);
+        let pm = _mm256_madd_epi16(bsums, p.mins);
+        let mut pmv = [0i32; 8];
+        _mm256_storeu_si256(pmv.as_mut_ptr().cast(), pm);
+        let q8 = yb.qs.as_ptr();
+        let mut total = _mm256_setzero_si256();
+        for j in 0..4 {
+            let a = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
+            let b = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
+            let s = _mm256_add_epi32(
+                madd_acc_avx2(
+                    _mm256_setzero_si256(),
+                    _mm256_maddubs_epi16(p.lo[j], a),
+                    p.sa[j],
+                ),
+                madd_acc_avx2(
+                    _mm256_setzero_si256(),
+                    _mm256_maddubs_epi16(p.hi[j], b),
+                    p.sb[j],
+                ),
+            );
+            if ORDER == 1 {
+                *acc = (hsum_i32(s) as f32).mul_add(scale, *acc);
+                let m = pmv[2 * j] + pmv[2 * j + 1];
+                *acc_min = (m as f32).mul_add(scale_min, *acc_min);
+            } else {
+                total = _mm256_add_epi32(total, s);
+            }
+        }
+        if ORDER == 0 {
+            *acc = (hsum_i32(total) as f32).mul_add(scale, *acc);
+            *acc_min = (pmv.iter().sum::<i32>() as f32).mul_add(scale_min, *acc_min);
+        }
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot<const ORDER: u8>(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
-        let m4 = _mm256_set1_epi8(0x0F);
         let (mut acc, mut acc_min) = (0f32, 0f32);
         for (xb, yb) in x.iter().zip(y) {
             crate::prefetch::ahead(std::ptr::from_ref(xb).cast(), std::mem::size_of_val(xb));
-            // SAFETY: `d` and `dmin` are the block's first 4 bytes.
-            let (d, dmin) = f16x2(xb as *const BlockQ4K as *const u8);
-            let (scale, scale_min) = (d * yb.d, dmin * yb.d);
-            let u = unpack_scales_mins_k4(&xb.scales);
-            let sm = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
-            // Lane j: m_j times the 32-element sum of sub-block j.
-            let mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
-            let bsums = _mm256_loadu_si256(yb.bsums.as_ptr() as *const __m256i);
-            let pm = _mm256_madd_epi16(bsums, mins);
-            let mut pmv = [0i32; 8];
-            _mm256_storeu_si256(pmv.as_mut_ptr().cast(), pm);
-            let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-            let q4 = xb.qs.as_ptr();
-            let q8 = yb.qs.as_ptr();
-            let mut total = _mm256_setzero_si256();
-            for j in 0..4 {
-                let q = _mm256_loadu_si256(q4.add(32 * j) as *const __m256i);
-                let a = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
-                let b = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
-                let lo = _mm256_and_si256(q, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                let ja = (2 * j) as i16;
-                let sa = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * ja + 1) << 8) | (2 * ja)));
-                let jb = ja + 1;
-                let sb = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(((2 * jb + 1) << 8) | (2 * jb)));
-                let s = _mm256_add_epi32(
-                    madd_acc_avx2(_mm256_setzero_si256(), _mm256_maddubs_epi16(lo, a), sa),
-                    madd_acc_avx2(_mm256_setzero_si256(), _mm256_maddubs_epi16(hi, b), sb),
-                );
-                if ORDER == 1 {
-                    acc = (hsum_i32(s) as f32).mul_add(scale, acc);
-                    let m = pmv[2 * j] + pmv[2 * j + 1];
-                    acc_min = (m as f32).mul_add(scale_min, acc_min);
-                } else {
-                    total = _mm256_add_epi32(total, s);
-                }
-            }
-            if ORDER == 0 {
-                acc = (hsum_i32(total) as f32).mul_add(scale, acc);
-                acc_min = (pmv.iter().sum::<i32>() as f32).mul_add(scale_min, acc_min);
-            }
+            step::<ORDER>(&prepare(xb), yb, &mut acc, &mut acc_min);
         }
         acc - acc_min
+    }
+
+    /// Every (row, token) product with each weight super-block prepared once for
+    /// up to four tokens; the same steps in the same order as [`dot`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile<const ORDER: u8>(nb: usize, w: &[BlockQ4K], a: &[BlockQ8K], out: &mut [f32]) {
+        let rows = w.len() / nb;
+        let tokens = a.len() / nb;
+        for r in 0..rows {
+            let row = &w[r * nb..(r + 1) * nb];
+            let mut t0 = 0;
+            while t0 < tokens {
+                let tn = (tokens - t0).min(4);
+                let mut acc = [0f32; 4];
+                let mut acc_min = [0f32; 4];
+                for (bi, xb) in row.iter().enumerate() {
+                    let p = prepare(xb);
+                    for t in 0..tn {
+                        let yb = &a[(t0 + t) * nb + bi];
+                        step::<ORDER>(&p, yb, &mut acc[t], &mut acc_min[t]);
+                    }
+                }
+                for t in 0..tn {
+                    out[(t0 + t) * rows + r] = acc[t] - acc_min[t];
+                }
+                t0 += tn;
+            }
+        }
+    }
+
+    fn tile_checked<const ORDER: u8>(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+        let (w, a): (&[BlockQ4K], &[BlockQ8K]) = (common::blocks_of(w), common::blocks_of(a));
+        let nb = n / QK_K;
+        assert!(
+            n > 0
+                && n.is_multiple_of(QK_K)
+                && w.len().is_multiple_of(nb)
+                && a.len().is_multiple_of(nb),
+            "q4_K tile: {n} columns do not fit {} weight and {} activation blocks",
+            w.len(),
+            a.len()
+        );
+        assert_eq!(
+            out.len(),
+            (w.len() / nb) * (a.len() / nb),
+            "q4_K tile: output size"
+        );
+        assert!(crate::cpu::has_avx2());
+        // SAFETY: the CPU has AVX2/FMA/F16C (checked above); shapes checked above.
+        unsafe { tile::<ORDER>(nb, w, a, out) }
+    }
+
+    pub(super) fn tile_gemv(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+        tile_checked::<0>(n, w, a, out)
+    }
+
+    pub(super) fn tile_gemm(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+        tile_checked::<1>(n, w, a, out)
     }
 
     pub(super) fn gemv(n: usize, w: &[u8], a: &[u8]) -> f32 {
@@ -276,6 +381,41 @@ mod tests {
                         (got as f64 - exact).abs() <= 1e-5 * mag + 1e-6,
                         "{order:?}: {got} vs {exact}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Tiles give each (row, token) exactly its dot's bits.
+    #[test]
+    fn tiles_equal_dots_bit_for_bit() {
+        let mut rng = Rng::new(8);
+        for isa in cpu::supported_levels() {
+            let (gemv, gemm) = kernels(8, isa).unwrap();
+            for k in [gemv, gemm] {
+                let Some(tile) = k.tile else { continue };
+                for (rows, tokens, nb) in [(3usize, 1usize, 1usize), (2, 5, 2), (1, 9, 3)] {
+                    let n = nb * QK_K;
+                    let w: Vec<BlockQ4K> =
+                        (0..rows).flat_map(|_| q4k_row(&rng.weights(n))).collect();
+                    let xa: Vec<f32> = (0..n * tokens).map(|_| rng.normal(1.0)).collect();
+                    let mut a = vec![bytemuck::Zeroable::zeroed(); nb * tokens];
+                    (k.quantize_act)(&xa, bytemuck::cast_slice_mut::<BlockQ8K, u8>(&mut a));
+                    let (wb, ab): (&[u8], &[u8]) =
+                        (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+                    let mut out = vec![0f32; rows * tokens];
+                    tile(n, wb, ab, &mut out);
+                    let (wr, ar) = (wb.len() / rows, ab.len() / tokens);
+                    for t in 0..tokens {
+                        for r in 0..rows {
+                            let want = (k.vec_dot)(n, &wb[r * wr..][..wr], &ab[t * ar..][..ar]);
+                            assert_eq!(
+                                out[t * rows + r].to_bits(),
+                                want.to_bits(),
+                                "{isa:?} r {r} t {t}"
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -5,7 +5,14 @@ use crate::blocks::{as_blocks, BlockQ8K, QK_K};
 /// Round to nearest, ties to even, as ggml's `nearest_int` does for |x| < 2^22.
 #[inline]
 pub fn nearest_int(x: f32) -> i32 {
-    x.round_ties_even() as i32
+    // ggml's trick (adding 1.5·2^23 rounds to an integer in the low mantissa
+    // bits): no libm call on targets without a rounding instruction.
+    if x.abs() <= 4_194_303.0 {
+        let v = x + 12_582_912.0;
+        (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+    } else {
+        x.round_ties_even() as i32
+    }
 }
 
 /// ggml's `quantize_row_q8_K_ref`: scale by the element of largest magnitude so

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use half::f16;
 
-use super::avx2::{accumulate, dot_ss, dot_u, f16x8, finish, high_bits, min_chain, nibbles};
+use super::avx2::{accumulate, dot_ss, dot_u, finish, high_bits, min_chain, nibbles};
 use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 
 /// Blocks per scale vector, as in vec_dot's `for_groups!`.
@@ -225,58 +225,37 @@ unsafe fn stream_rows<
     let padded = nb.next_multiple_of(GROUP);
     token_side::<KIND, A>(a, nb, padded, s);
     let biased = KIND == BIASED_8 || KIND == BIASED_16;
-    // The token's last partial group, zero-padded as vec_dot pads it.
-    let tail = nb % GROUP;
-    let a_tail: [A; GROUP] = super::pad8(&a[nb - tail..]);
-    let mut bias_tail = [[0i16; 16]; GROUP];
-    if biased {
-        bias_tail[..tail].copy_from_slice(&s.bias[nb - tail..nb]);
-    }
-    let (ad, asum, bias) = (&s.ad[..padded], &s.asum[..], &s.bias[..]);
-    assert!(
-        a.len() == nb && (!biased || bias.len() == nb) && (KIND != MIN || asum.len() == padded)
-    );
-    // One group of eight blocks of R rows, unrolled so the accumulators stay in
-    // registers; the rows' chains are independent, so they overlap.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_group<const R: usize, W, A: ActBlock>(
-        wg: [&[W; GROUP]; R],
-        ag: &[A; GROUP],
-        bg: &[[i16; 16]],
-        s8a: __m256,
-        asum8: __m256,
-        acc: &mut [__m256; R],
-        summs: &mut [f32; R],
-        kind: u8,
-        unpack: &impl Fn(&W) -> __m256i,
-        d: &impl Fn(&W) -> f16,
-        m: &impl Fn(&W) -> f16,
-    ) {
-        // SAFETY: the caller checked the target features; `bg` holds GROUP
-        // vectors for the biased kinds.
-        unsafe {
-            let ones = _mm256_set1_epi16(1);
-            let s8: [__m256; R] = std::array::from_fn(|r| {
-                crate::prefetch::ahead(wg[r].as_ptr().cast(), std::mem::size_of_val(wg[r]));
-                _mm256_mul_ps(f16x8(|i| d(&wg[r][i])), s8a)
-            });
-            if kind == MIN {
-                for r in 0..R {
-                    min_chain(&mut summs[r], f16x8(|i| m(&wg[r][i])), asum8);
-                }
-            }
-            for k in 0..GROUP {
-                let act = _mm256_loadu_si256(ag[k].qs().as_ptr().cast());
-                let cs = if kind == BIASED_8 || kind == BIASED_16 {
-                    _mm256_loadu_si256(bg.as_ptr().add(k).cast())
+    let (ad, asum, bias) = (&s.ad[..nb], &s.asum[..], &s.bias[..]);
+    assert!(a.len() == nb && (!biased || bias.len() == nb) && (KIND != MIN || asum.len() >= nb));
+    assert!(w.len() == nb * out.len());
+    let ones = _mm256_set1_epi16(1);
+    let f32_of = crate::blocks::f16_table();
+    // Block by block: vec_dot's single chain depends only on block order, so no
+    // grouping or padding is needed. R rows side by side keep R independent
+    // FMA chains in flight.
+    macro_rules! rows {
+        ($first:expr, $R:literal) => {{
+            let mut acc = [_mm256_setzero_ps(); $R];
+            let mut summs = [0f32; $R];
+            let base = $first * nb;
+            for b in 0..nb {
+                let act = _mm256_loadu_si256(a.get_unchecked(b).qs().as_ptr().cast());
+                let cs = if biased {
+                    _mm256_loadu_si256(bias.as_ptr().add(b).cast())
                 } else {
                     _mm256_setzero_si256()
                 };
-                for r in 0..R {
-                    let u = unpack(&wg[r][k]);
-                    let sum = match kind {
+                let ab = *ad.get_unchecked(b);
+                for r in 0..$R {
+                    let blk = w.get_unchecked(base + r * nb + b);
+                    if b % 4 == 0 {
+                        crate::prefetch::ahead(
+                            std::ptr::from_ref(blk).cast(),
+                            4 * std::mem::size_of::<W>(),
+                        );
+                    }
+                    let u = unpack(blk);
+                    let sum = match KIND {
                         BIASED_8 | BIASED_16 => _mm256_madd_epi16(
                             _mm256_sub_epi16(_mm256_maddubs_epi16(u, act), cs),
                             ones,
@@ -284,90 +263,30 @@ unsafe fn stream_rows<
                         SIGNED => dot_ss(u, act),
                         _ => dot_u(u, act),
                     };
-                    accumulate(&mut acc[r], s8[r], k, sum);
+                    let scale = _mm256_set1_ps(f32_of[d(blk).to_bits() as usize] * ab);
+                    acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), acc[r]);
+                    if KIND == MIN {
+                        let mw = f32_of[m(blk).to_bits() as usize];
+                        summs[r] = mw.mul_add(*asum.get_unchecked(b), summs[r]);
+                    }
                 }
             }
-        }
+            for r in 0..$R {
+                out[$first + r] = finish(acc[r], summs[r]);
+            }
+        }};
     }
-    let no_bias: &[[i16; 16]] = &[];
-    let bias_of = |o: usize| if biased { &bias[o..o + GROUP] } else { no_bias };
-    let whole = nb - tail;
-    // R rows starting at `first`, through every group (the last one zero-padded).
-    let run = |first: usize, out: &mut [f32]| {
-        macro_rules! rows {
-            ($R:literal) => {{
-                let mut acc = [_mm256_setzero_ps(); $R];
-                let mut summs = [0f32; $R];
-                let row = |r: usize| &w[(first + r) * nb..(first + r + 1) * nb];
-                let mut o = 0;
-                while o < whole {
-                    let wg: [&[W; GROUP]; $R] =
-                        std::array::from_fn(|r| row(r)[o..o + GROUP].try_into().unwrap());
-                    let ag: &[A; GROUP] = a[o..o + GROUP].try_into().unwrap();
-                    let asum8 = if KIND == MIN {
-                        _mm256_loadu_ps(asum.as_ptr().add(o))
-                    } else {
-                        _mm256_setzero_ps()
-                    };
-                    // SAFETY: o + GROUP ≤ padded = ad.len() (and asum.len() for MIN).
-                    rows_group::<$R, W, A>(
-                        wg,
-                        ag,
-                        bias_of(o),
-                        _mm256_loadu_ps(ad.as_ptr().add(o)),
-                        asum8,
-                        &mut acc,
-                        &mut summs,
-                        KIND,
-                        &unpack,
-                        &d,
-                        &m,
-                    );
-                    o += GROUP;
-                }
-                if tail > 0 {
-                    let padded_rows: [[W; GROUP]; $R] =
-                        std::array::from_fn(|r| super::pad8(&row(r)[whole..]));
-                    let wg: [&[W; GROUP]; $R] = std::array::from_fn(|r| &padded_rows[r]);
-                    let bg: &[[i16; 16]] = if biased { &bias_tail } else { no_bias };
-                    let asum8 = if KIND == MIN {
-                        _mm256_loadu_ps(asum.as_ptr().add(whole))
-                    } else {
-                        _mm256_setzero_ps()
-                    };
-                    // SAFETY: as above, for the last, padded group.
-                    rows_group::<$R, W, A>(
-                        wg,
-                        &a_tail,
-                        bg,
-                        _mm256_loadu_ps(ad.as_ptr().add(whole)),
-                        asum8,
-                        &mut acc,
-                        &mut summs,
-                        KIND,
-                        &unpack,
-                        &d,
-                        &m,
-                    );
-                }
-                for r in 0..$R {
-                    out[r] = finish(acc[r], summs[r]);
-                }
-            }};
-        }
-        match out.len() {
-            2 => rows!(2),
-            _ => rows!(1),
-        }
-    };
+    // SAFETY (get_unchecked, loads): b < nb = a.len() = ad.len() (and bias.len()
+    // for the biased kinds, asum.len() ≥ nb for MIN); base + r·nb + b < w.len()
+    // because first + r < out.len() = w.len() / nb.
     let rows = out.len();
     let mut r = 0;
     while r + 2 <= rows {
-        run(r, &mut out[r..r + 2]);
+        rows!(r, 2);
         r += 2;
     }
     if r < rows {
-        run(r, &mut out[r..r + 1]);
+        rows!(r, 1);
     }
 }
 
@@ -481,21 +400,16 @@ macro_rules! tile_wrappers {
                 stringify!($name), w.len(), a.len()
             );
             assert_eq!(out.len(), (w.len() / nb) * (a.len() / nb), "tile {}: output size", stringify!($name));
+            // The closures are created inside a function with the kernels' target
+            // features, so the intrinsics they call inline into the loops.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn run(nb: usize, w: &[$W], a: &[$A], out: &mut [f32], s: &mut Scratch) {
+                tile::<{ $kind }, _, _>(nb, w, a, out, |$b: &$W| $unpack, |b: &$W| b.d, $m, s)
+            }
             SCRATCH.with(|s| {
                 let s = &mut *s.borrow_mut();
                 // SAFETY: see `tile_wrappers`; every slice length was checked above.
-                unsafe {
-                    tile::<{ $kind }, _, _>(
-                        nb,
-                        w,
-                        a,
-                        out,
-                        |$b: &$W| $unpack,
-                        |b: &$W| b.d,
-                        $m,
-                        s,
-                    )
-                }
+                unsafe { run(nb, w, a, out, s) }
             })
         })*
     };
