@@ -268,6 +268,17 @@ mod x86 {
         for r in 0..rows {
             let row = &w[r * nb..(r + 1) * nb];
             let mut t0 = 0;
+            if ORDER == 1 {
+                while t0 + 4 <= tokens {
+                    let ys: [&[BlockQ8K]; 4] =
+                        std::array::from_fn(|t| &a[(t0 + t) * nb..(t0 + t + 1) * nb]);
+                    let y = gemm4(row, ys);
+                    for (t, v) in y.into_iter().enumerate() {
+                        out[(t0 + t) * rows + r] = v;
+                    }
+                    t0 += 4;
+                }
+            }
             while t0 < tokens {
                 let tn = (tokens - t0).min(4);
                 let mut acc = [0f32; 4];
@@ -285,6 +296,69 @@ mod x86 {
                 t0 += tn;
             }
         }
+    }
+
+    /// Four tokens of the gemm order at once: each token's FMA chain is one lane
+    /// of a 4-lane vector (lanes are independent, so the bits are [`step`]'s), and
+    /// the horizontal integer sums of the four tokens share their adds.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn gemm4(row: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let mut acc = _mm_setzero_ps();
+        let mut acc_min = _mm_setzero_ps();
+        for (bi, xb) in row.iter().enumerate() {
+            let p = prepare(xb);
+            let yb: [&BlockQ8K; 4] = std::array::from_fn(|t| &ys[t][bi]);
+            let dv = _mm_setr_ps(yb[0].d, yb[1].d, yb[2].d, yb[3].d);
+            let scale = _mm_mul_ps(_mm_set1_ps(p.d), dv);
+            let scale_min = _mm_mul_ps(_mm_set1_ps(p.dmin), dv);
+            let pm: [__m256i; 4] = std::array::from_fn(|t| {
+                _mm256_madd_epi16(
+                    _mm256_loadu_si256(yb[t].bsums.as_ptr() as *const __m256i),
+                    p.mins,
+                )
+            });
+            // Lanes: m-pair sums for j = 0,1 (low half) and 2,3 (high half).
+            let (h01, h23) = (
+                _mm256_hadd_epi32(pm[0], pm[1]),
+                _mm256_hadd_epi32(pm[2], pm[3]),
+            );
+            let pick = |h: __m256i, hi: bool| {
+                if hi {
+                    _mm_castsi128_ps(_mm256_extracti128_si256::<1>(h))
+                } else {
+                    _mm_castsi128_ps(_mm256_castsi256_si128(h))
+                }
+            };
+            let mins_j = |j: usize| -> __m128i {
+                let (a, b) = (pick(h01, j >= 2), pick(h23, j >= 2));
+                _mm_castps_si128(if j % 2 == 0 {
+                    _mm_shuffle_ps::<0b10_00_10_00>(a, b)
+                } else {
+                    _mm_shuffle_ps::<0b11_01_11_01>(a, b)
+                })
+            };
+            for j in 0..4 {
+                let s: [__m256i; 4] = std::array::from_fn(|t| {
+                    let q8 = yb[t].qs.as_ptr();
+                    let a8 = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
+                    let b8 = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
+                    _mm256_add_epi32(
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(p.lo[j], a8), p.sa[j]),
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(p.hi[j], b8), p.sb[j]),
+                    )
+                });
+                let h =
+                    _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+                let sums =
+                    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, acc);
+                acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(mins_j(j)), scale_min, acc_min);
+            }
+        }
+        let mut out = [0f32; 4];
+        _mm_storeu_ps(out.as_mut_ptr(), _mm_sub_ps(acc, acc_min));
+        out
     }
 
     fn tile_checked<const ORDER: u8>(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use half::f16;
 
-use super::avx2::{accumulate, dot_ss, dot_u, finish, high_bits, min_chain, nibbles};
+use super::avx2::{dot_ss, dot_u, finish, high_bits, min_chain, nibbles};
 use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK};
 
 /// Blocks per scale vector, as in vec_dot's `for_groups!`.
@@ -149,7 +149,12 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
             load8(wd, o),
             if KIND == MIN { load8(wm, o) } else { w8_zero() },
         );
-        let s: [__m256; T] = std::array::from_fn(|t| _mm256_mul_ps(w8, load8(ad[t], o)));
+        // The products d_w·d_a of the group, broadcast per block from memory (a
+        // load) rather than permuted out of a register (a shuffle-port uop).
+        let mut s = [[0f32; GROUP]; T];
+        for t in 0..T {
+            _mm256_storeu_ps(s[t].as_mut_ptr(), _mm256_mul_ps(w8, load8(ad[t], o)));
+        }
         if KIND == MIN {
             // A padded tail adds 0·0, as vec_dot's zero blocks do.
             for t in 0..T {
@@ -164,7 +169,8 @@ unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
             if whole || o + k < nb {
                 let u = load_q(o + k);
                 for t in 0..T {
-                    accumulate(&mut acc[t], s[t], k, dot(t, o + k, u));
+                    let scale = _mm256_broadcast_ss(&s[t][k]);
+                    acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot(t, o + k, u)), acc[t]);
                 }
             }
         }
