@@ -43,15 +43,9 @@ impl Flavor {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn use_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        crate::cpu::has_avx2()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::has_avx2()
 }
 
 /// `ggml_vec_dot_f16(x, y)` as the given build computes it.
@@ -73,9 +67,9 @@ pub fn dot_f16(flavor: Flavor, x: &[f16], y: &[f16]) -> f32 {
 /// `a = silu(a) · b` as the given build's `ggml_vec_swiglu_f32` computes it.
 pub fn swiglu(flavor: Flavor, a: &mut [f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "swiglu: lengths differ");
-    let whole = a.len() / flavor.lanes() * flavor.lanes();
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
+        let whole = a.len() / flavor.lanes() * flavor.lanes();
         // SAFETY: AVX2 and FMA were detected at run time; `whole` ≤ both lengths.
         unsafe { x86::swiglu(flavor, &mut a[..whole], &b[..whole]) };
         reference::swiglu_tail(&mut a[whole..], &b[whole..]);

@@ -124,16 +124,25 @@ pub fn kernels(rows: usize, isa: Isa) -> Option<(TypeKernels, TypeKernels)> {
         return None;
     }
     let base = super::q4k::kernels(isa)?;
-    let (mut gemv, mut gemm): (crate::dispatch::VecDotFn, crate::dispatch::VecDotFn) =
-        (gemv_scalar, gemm_scalar);
-    let (mut gemv_tile, mut gemm_tile) = (None, None);
-    let mut level = Isa::Scalar;
+    type Fns = (
+        crate::dispatch::VecDotFn,
+        crate::dispatch::VecDotFn,
+        Option<crate::dispatch::TileFn>,
+        Option<crate::dispatch::TileFn>,
+        Isa,
+    );
+    let scalar: Fns = (gemv_scalar, gemm_scalar, None, None, Isa::Scalar);
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 && crate::cpu::has_avx2() {
-        (gemv, gemm, level) = (x86::gemv, x86::gemm, Isa::Avx2);
-        gemv_tile = Some(x86::tile_gemv as crate::dispatch::TileFn);
-        gemm_tile = Some(x86::tile_gemm as crate::dispatch::TileFn);
-    }
+    let (gemv, gemm, gemv_tile, gemm_tile, level): Fns =
+        if isa >= Isa::Avx2 && crate::cpu::has_avx2() {
+            let (gv, gm): (crate::dispatch::TileFn, crate::dispatch::TileFn) =
+                (x86::tile_gemv, x86::tile_gemm);
+            (x86::gemv, x86::gemm, Some(gv), Some(gm), Isa::Avx2)
+        } else {
+            scalar
+        };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (gemv, gemm, gemv_tile, gemm_tile, level): Fns = scalar;
     let make = |vec_dot, quantize_act, tile| TypeKernels {
         isa: level,
         vec_dot,
@@ -332,7 +341,7 @@ mod x86 {
             };
             let mins_j = |j: usize| -> __m128i {
                 let (a, b) = (pick(h01, j >= 2), pick(h23, j >= 2));
-                _mm_castps_si128(if j % 2 == 0 {
+                _mm_castps_si128(if j.is_multiple_of(2) {
                     _mm_shuffle_ps::<0b10_00_10_00>(a, b)
                 } else {
                     _mm_shuffle_ps::<0b11_01_11_01>(a, b)

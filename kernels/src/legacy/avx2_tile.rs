@@ -101,6 +101,8 @@ fn scales<B>(blocks: &[B], nb: usize, padded: usize, dst: &mut Vec<f32>, f: impl
 /// scales. Several tokens at a time share the row's loads and loop overhead.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
+// `k` indexes both the group's blocks (o + k) and the tokens' scale rows.
+#[allow(clippy::needless_range_loop)]
 unsafe fn dot_row<const KIND: u8, A: ActBlock, const T: usize>(
     q: &[[u8; QK]],
     wd: &[f32],
