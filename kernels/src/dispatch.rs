@@ -106,3 +106,17 @@ pub fn llama_repacked(dtype: GgmlType, rows: usize) -> Option<(TypeKernels, Type
         _ => None,
     }
 }
+
+/// For a matrix of `dtype` multiplied with a batch of 8 or more tokens: the
+/// kernels of llama.cpp's tiled K-quant matmul, which it takes instead of
+/// `vec_dot` there for K-quant weights it does not repack (x86: Q6_K here), with
+/// roundings of its own; `None` where its plain kernels apply.
+pub fn llama_tiled(dtype: GgmlType) -> Option<TypeKernels> {
+    if !matches!(crate::cpu::active(), Isa::Avx2 | Isa::Avx512) {
+        return None;
+    }
+    match dtype {
+        GgmlType::Q6K => crate::kquants::q6k::kernels_tiled(Isa::Avx2),
+        _ => None,
+    }
+}

@@ -403,9 +403,14 @@ fn mm(m: &Matrix, x: &[f32], tokens: usize, y: &mut [f32]) {
         Some(_) => tokens / 4 * 4,
         None => 0,
     };
+    // llama.cpp's tiled K-quant kernels: every token of a batch of 8 or more.
+    let single = match &m.batch8 {
+        Some(k) if tokens >= 8 => k,
+        _ => &m.kernels,
+    };
     let parts = [
         (m.batch4.as_ref(), 0..grouped),
-        (Some(&m.kernels), grouped..tokens),
+        (Some(single), grouped..tokens),
     ];
     for (k, ts) in parts {
         let (Some(k), false) = (k, ts.is_empty()) else {
@@ -433,10 +438,9 @@ fn mm_group(
 ) {
     let cols = mats[0].0.cols;
     let act = mats[0].0.kernels.act;
-    if mats
-        .iter()
-        .any(|(m, _)| m.kernels.act != act || m.cols != cols || m.batch4.is_some())
-    {
+    if mats.iter().any(|(m, _)| {
+        m.kernels.act != act || m.cols != cols || m.batch4.is_some() || m.batch8.is_some()
+    }) {
         for (m, y) in mats.iter_mut() {
             mm(m, x, tokens, y);
         }

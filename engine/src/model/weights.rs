@@ -18,6 +18,9 @@ pub struct Matrix {
     /// them with other roundings than single tokens (its repacked Q4_K gemm);
     /// `kernels` then reproduces its gemv.
     pub batch4: Option<TypeKernels>,
+    /// For batches of 8+ tokens, where llama.cpp multiplies with its tiled
+    /// K-quant kernels (other roundings than single tokens).
+    pub batch8: Option<TypeKernels>,
 }
 
 impl Matrix {
@@ -92,6 +95,7 @@ fn matrix(f: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<Matrix, 
         Some((single, batch4)) if name != "token_embd.weight" => (single, Some(batch4)),
         _ => (kernels, None),
     };
+    let batch8 = dispatch::llama_tiled(tensor.dtype());
     Ok(Matrix {
         name: name.to_string(),
         tensor,
@@ -99,6 +103,7 @@ fn matrix(f: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<Matrix, 
         cols,
         kernels,
         batch4,
+        batch8,
     })
 }
 

@@ -18,6 +18,9 @@ use crate::kquants::common::x86::{f16x1, f16x2, hsum_ps};
 
 const Q4K: u8 = 0;
 const Q6K: u8 = 1;
+/// Q6_K with the roundings of llama.cpp's tiled K-quant matmul (batches of 8+
+/// tokens): per super-block `acc = fma(d_w·(f32)Σ, d_a, acc)`, one f32 chain.
+const Q6K_TILED: u8 = 2;
 
 /// Activation bytes of one token micro-tile, kept in L1 while each weight row
 /// meets all of its tokens.
@@ -159,6 +162,14 @@ fn chunk_scale<const KIND: u8>(u: &Unpacked, c: usize) -> __m256i {
     }
 }
 
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum_i32(v: __m256i) -> i32 {
+    let x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+    _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32::<1>(x)))
+}
+
 /// The products of one unpacked row with `T` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
@@ -168,6 +179,7 @@ fn dot_row<const KIND: u8, const T: usize>(w: &[Unpacked], a: [&[BlockQ8K]; T]) 
     }
     let mut acc = [_mm256_setzero_ps(); T];
     let mut acc_m = [_mm256_setzero_ps(); T];
+    let mut acc_tiled = [0f32; T];
     for (b, u) in w.iter().enumerate() {
         // SAFETY: `sums` is 32 bytes at a 32-byte aligned offset of an aligned block.
         let sums = unsafe { _mm256_load_si256(u.sums.as_ptr().cast()) };
@@ -204,15 +216,24 @@ fn dot_row<const KIND: u8, const T: usize>(w: &[Unpacked], a: [&[BlockQ8K]; T]) 
         for t in 0..T {
             // SAFETY: b < a[t].len().
             let yd = unsafe { a[t].get_unchecked(b).d };
-            acc[t] = _mm256_fmadd_ps(
-                _mm256_set1_ps(u.d * yd),
-                _mm256_cvtepi32_ps(sumi[t]),
-                acc[t],
-            );
+            if KIND == Q6K_TILED {
+                // The exact integer total of the super-block, then llama.cpp's
+                // tiled roundings.
+                let res = u.d * hsum_i32(sumi[t]) as f32;
+                acc_tiled[t] = res.mul_add(yd, acc_tiled[t]);
+            } else {
+                acc[t] = _mm256_fmadd_ps(
+                    _mm256_set1_ps(u.d * yd),
+                    _mm256_cvtepi32_ps(sumi[t]),
+                    acc[t],
+                );
+            }
         }
     }
     std::array::from_fn(|t| {
-        if KIND == Q4K {
+        if KIND == Q6K_TILED {
+            acc_tiled[t]
+        } else if KIND == Q4K {
             hsum_ps(acc[t]) - hsum_ps(acc_m[t])
         } else {
             hsum_ps(acc[t])
@@ -327,6 +348,24 @@ pub(crate) fn tile_q6k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
         // SAFETY: as in `tile_q4k`.
         unsafe { tile::<Q6K, _>(nb, w, a, out, |b| unpack_q6k(b), &mut s.borrow_mut()) }
     })
+}
+
+/// [`crate::dispatch::TileFn`] for Q6_K in llama.cpp's tiled order (see
+/// [`crate::kquants::q6k::vec_dot_tiled_ref`]), for any number of tokens.
+pub(crate) fn tile_q6k_tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let (nb, w, a) = views::<BlockQ6K>(n, w, a, out);
+    assert!(crate::cpu::has_avx2());
+    SCRATCH.with(|s| {
+        // SAFETY: as in `tile_q4k`.
+        unsafe { tile::<Q6K_TILED, _>(nb, w, a, out, |b| unpack_q6k(b), &mut s.borrow_mut()) }
+    })
+}
+
+/// One product through [`tile_q6k_tiled`] (its vec_dot).
+pub(crate) fn dot_q6k_tiled(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let mut out = [0f32];
+    tile_q6k_tiled(n, w, a, &mut out);
+    out[0]
 }
 
 #[cfg(test)]

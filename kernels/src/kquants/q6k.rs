@@ -120,6 +120,59 @@ pub fn vec_dot_ref(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// The dot product as llama.cpp's tiled K-quant matmul computes it (batches of 8
+/// or more tokens on weights it does not repack): per super-block the exact
+/// integer total, `res = d_w · (f32)total`, then `acc = fma(res, d_a, acc)`.
+pub fn vec_dot_tiled_ref(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    assert_eq!(x.len(), y.len(), "q6_K dot: block counts differ");
+    let mut acc = 0f32;
+    for (xb, yb) in x.iter().zip(y) {
+        let mut sumi = 0i32;
+        for h in 0..2 {
+            for k in 0..4 {
+                for half in 0..2 {
+                    let mut s = 0i32;
+                    for l in 16 * half..16 * half + 16 {
+                        let q = q6(xb, h, k, l) as i32 - 32;
+                        s += q * yb.qs[128 * h + 32 * k + l] as i32;
+                    }
+                    sumi += xb.scales[8 * h + 2 * k + half] as i32 * s;
+                }
+            }
+        }
+        let res = xb.d.to_f32() * sumi as f32;
+        acc = res.mul_add(yb.d, acc);
+    }
+    acc
+}
+
+fn dot_tiled_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (x, y) = common::dot_blocks::<BlockQ6K>(n, w, a);
+    vec_dot_tiled_ref(x, y)
+}
+
+/// Q6_K kernels with llama.cpp's tiled roundings, for batches of 8+ tokens.
+pub(crate) fn kernels_tiled(isa: Isa) -> Option<TypeKernels> {
+    let base = kernels(isa)?;
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 && crate::cpu::has_avx2() {
+        return Some(TypeKernels {
+            isa: Isa::Avx2,
+            vec_dot: super::avx2_tile::dot_q6k_tiled,
+            tile: Some(super::avx2_tile::tile_q6k_tiled),
+            quantize_act: crate::kquants::q8k::quantizer_at(Isa::Avx2),
+            ..base
+        });
+    }
+    Some(TypeKernels {
+        isa: Isa::Scalar,
+        vec_dot: dot_tiled_scalar,
+        tile: None,
+        quantize_act: crate::kquants::q8k::quantizer_at(Isa::Scalar),
+        ..base
+    })
+}
+
 fn dot_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let (x, y) = common::dot_blocks::<BlockQ6K>(n, w, a);
     vec_dot_ref(x, y)
@@ -364,6 +417,68 @@ mod neon {
             assert!(crate::cpu::has_neon());
             // SAFETY: the CPU has NEON.
             unsafe { dot_mull_impl(x, y) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tiled_tests {
+    use super::*;
+    use crate::testutil::Rng;
+
+    /// Every level's tiled-order kernels (dot and tile) equal the scalar
+    /// definition bit for bit, and stay within f32 rounding of the exact product.
+    #[test]
+    fn tiled_order_levels_match_definition() {
+        let mut rng = Rng::new(21);
+        for isa in crate::cpu::supported_levels() {
+            let k = kernels_tiled(isa).unwrap();
+            for (rows, tokens, nb) in [(1usize, 1usize, 1usize), (3, 9, 2), (2, 8, 3)] {
+                let n = nb * QK_K;
+                let mut w = vec![bytemuck::Zeroable::zeroed(); rows * nb];
+                quantize(&rng.weights(rows * n), &mut w);
+                let xa: Vec<f32> = (0..tokens * n).map(|_| rng.normal(1.0)).collect();
+                let mut a = vec![bytemuck::Zeroable::zeroed(); tokens * nb];
+                crate::kquants::q8k::quantize(&xa, &mut a);
+                let (wb, ab): (&[u8], &[u8]) = (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+                let mut out = vec![0f32; rows * tokens];
+                if let Some(tile) = k.tile {
+                    tile(n, wb, ab, &mut out);
+                }
+                for t in 0..tokens {
+                    for r in 0..rows {
+                        let (x, y) = (&w[r * nb..][..nb], &a[t * nb..][..nb]);
+                        let want = vec_dot_tiled_ref(x, y);
+                        let got = (k.vec_dot)(n, bytemuck::cast_slice(x), bytemuck::cast_slice(y));
+                        assert_eq!(got.to_bits(), want.to_bits(), "{isa:?} dot r {r} t {t}");
+                        if k.tile.is_some() {
+                            assert_eq!(
+                                out[t * rows + r].to_bits(),
+                                want.to_bits(),
+                                "{isa:?} tile r {r} t {t}"
+                            );
+                        }
+                        let mut deq = vec![0f32; n];
+                        dequantize(x, &mut deq);
+                        let mut da = vec![0f32; n];
+                        crate::kquants::q8k::dequantize(y, &mut da);
+                        let exact: f64 = deq
+                            .iter()
+                            .zip(&da)
+                            .map(|(&p, &q)| p as f64 * q as f64)
+                            .sum();
+                        let mag: f64 = deq
+                            .iter()
+                            .zip(&da)
+                            .map(|(&p, &q)| (p as f64 * q as f64).abs())
+                            .sum();
+                        assert!(
+                            (got as f64 - exact).abs() <= 1e-5 * mag + 1e-6,
+                            "{got} vs {exact}"
+                        );
+                    }
+                }
+            }
         }
     }
 }
