@@ -78,6 +78,78 @@ pub fn swiglu(flavor: Flavor, a: &mut [f32], b: &[f32]) {
     reference::swiglu(flavor, a, b)
 }
 
+/// Keys of one tile of llama.cpp's tiled flash attention (prompts of 64+ rows).
+pub const FA_TILE: usize = 64;
+
+/// Scores of one query against a tile of keys laid out `[dim][FA_TILE]` (f32):
+/// `out[j] = Σ_e q[e]·k[e][j]` as one FMA chain per key in `e` order from +0
+/// (llama.cpp's `simd_gemm`).
+pub fn fa_scores(q: &[f32], kt: &[f32], out: &mut [f32; FA_TILE]) {
+    assert_eq!(kt.len(), q.len() * FA_TILE, "fa_scores: key tile size");
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: AVX2/FMA detected; sizes checked above.
+        unsafe { x86::fa_scores(q, kt, out) };
+        return;
+    }
+    out.fill(0.0);
+    for (e, &qe) in q.iter().enumerate() {
+        for (o, &k) in out.iter_mut().zip(&kt[e * FA_TILE..(e + 1) * FA_TILE]) {
+            *o = qe.mul_add(k, *o);
+        }
+    }
+}
+
+/// `acc[d] = fma(p, v[d], acc[d])` (one key's value row, f16).
+pub fn fa_accumulate(acc: &mut [f32], p: f32, v: &[f16]) {
+    assert_eq!(acc.len(), v.len(), "fa_accumulate: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: AVX2/FMA/F16C detected; lengths checked above.
+        unsafe { x86::fa_accumulate(acc, p, v) };
+        return;
+    }
+    for (a, &x) in acc.iter_mut().zip(v) {
+        *a = p.mul_add(x.to_f32(), *a);
+    }
+}
+
+/// `p[j] = ggml_v_expf(s[j] − m)` for a tile, and the tile's sum as llama.cpp's
+/// tiled softmax adds it: per vector of the build's width, its horizontal sum,
+/// accumulated in f64.
+pub fn fa_exp_sum(flavor: Flavor, s: &mut [f32; FA_TILE], m: f32) -> f64 {
+    let lanes = flavor.lanes();
+    #[cfg(target_arch = "x86_64")]
+    let done = use_avx2() && {
+        // SAFETY: AVX2/FMA detected; the tile is 64 floats.
+        unsafe { x86::fa_exp(flavor, s, m) };
+        true
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
+        for v in s.iter_mut() {
+            *v = reference::expf(flavor, *v - m);
+        }
+    }
+    let mut sum = 0f64;
+    for c in s.chunks_exact(lanes) {
+        let h = match flavor {
+            Flavor::Avx2 => {
+                let t: [f32; 4] = std::array::from_fn(|l| c[l + 4] + c[l]);
+                (t[0] + t[2]) + (t[1] + t[3])
+            }
+            Flavor::Avx512 => {
+                let u: [f32; 8] = std::array::from_fn(|l| c[l + 8] + c[l]);
+                let w: [f32; 4] = std::array::from_fn(|l| u[l + 4] + u[l]);
+                (w[0] + w[2]) + (w[1] + w[3])
+            }
+        };
+        sum += h as f64;
+    }
+    sum
+}
+
 /// Scalar emulations, lane by lane.
 pub mod reference {
     use super::Flavor;
@@ -260,13 +332,13 @@ mod x86 {
         leftovers(total, x, y, np)
     }
 
-    /// Eight lanes of `ggml_v_silu(x) · g` in the given flavor; vectors with a lane
-    /// outside the plain exponent range go through the scalar emulation.
+    /// Eight lanes of `ggml_v_expf` in the given flavor, and whether every lane
+    /// was in the plain exponent range (|n| ≤ 125) where this is exact; callers
+    /// redo other vectors with the scalar emulation.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn silu_mul(flavor: Flavor, x: __m256, g: __m256) -> __m256 {
+    unsafe fn expf8(flavor: Flavor, neg: __m256) -> (__m256, bool) {
         let ps = _mm256_set1_ps;
-        let neg = _mm256_sub_ps(_mm256_setzero_ps(), x);
         let r = ps(12_582_912.0);
         let z = _mm256_fmadd_ps(neg, ps(f32::from_bits(0x3fb8_aa3b)), r);
         let n = _mm256_sub_ps(z, r);
@@ -295,7 +367,8 @@ mod x86 {
             _mm256_slli_epi32::<23>(_mm256_castps_si256(z)),
             _mm256_castps_si256(ps(1.0)),
         ));
-        let out_of_range = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_andnot_ps(ps(-0.0), n), ps(125.0));
+        // NaN (from ±inf inputs) compares false here, so test "in range" instead.
+        let in_range = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_andnot_ps(ps(-0.0), n), ps(125.0));
         let c1 = ps(f32::from_bits(0x3f7f_fff6));
         let e = match flavor {
             Flavor::Avx2 => {
@@ -307,8 +380,18 @@ mod x86 {
                 _mm256_mul_ps(j, k)
             }
         };
+        (e, _mm256_movemask_ps(in_range) == 0xff)
+    }
+
+    /// Eight lanes of `ggml_v_silu(x) · g` in the given flavor; vectors with a lane
+    /// outside the plain exponent range go through the scalar emulation.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn silu_mul(flavor: Flavor, x: __m256, g: __m256) -> __m256 {
+        let ps = _mm256_set1_ps;
+        let (e, in_range) = expf8(flavor, _mm256_sub_ps(_mm256_setzero_ps(), x));
         let y = _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(ps(1.0), e)), g);
-        if _mm256_movemask_ps(out_of_range) == 0 {
+        if in_range {
             return y;
         }
         let (mut xs, mut gs) = ([0f32; 8], [0f32; 8]);
@@ -318,6 +401,59 @@ mod x86 {
             *v = reference::silu(flavor, *v) * w;
         }
         _mm256_loadu_ps(xs.as_ptr())
+    }
+
+    /// # Safety
+    /// AVX2 and FMA; `kt.len() == q.len() · 64`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fa_scores(q: &[f32], kt: &[f32], out: &mut [f32; 64]) {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (e, &qe) in q.iter().enumerate() {
+            let qv = _mm256_set1_ps(qe);
+            let row = kt.as_ptr().add(e * 64);
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(row.add(8 * i)), *a);
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add(8 * i), *a);
+        }
+    }
+
+    /// # Safety
+    /// AVX2, FMA and F16C; equal lengths.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn fa_accumulate(acc: &mut [f32], p: f32, v: &[f16]) {
+        let pv = _mm256_set1_ps(p);
+        let n = acc.len() / 8 * 8;
+        let mut d = 0;
+        while d < n {
+            let x = _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(d).cast()));
+            let a = acc.as_mut_ptr().add(d);
+            _mm256_storeu_ps(a, _mm256_fmadd_ps(pv, x, _mm256_loadu_ps(a)));
+            d += 8;
+        }
+        for (a, &x) in acc[n..].iter_mut().zip(&v[n..]) {
+            *a = p.mul_add(x.to_f32(), *a);
+        }
+    }
+
+    /// # Safety
+    /// AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fa_exp(flavor: Flavor, s: &mut [f32; 64], m: f32) {
+        let mv = _mm256_set1_ps(m);
+        for c in s.chunks_exact_mut(8) {
+            let x = _mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), mv);
+            let (e, in_range) = expf8(flavor, x);
+            if in_range {
+                _mm256_storeu_ps(c.as_mut_ptr(), e);
+            } else {
+                for v in c.iter_mut() {
+                    *v = reference::expf(flavor, *v - m);
+                }
+            }
+        }
     }
 
     /// # Safety
@@ -414,6 +550,48 @@ mod tests {
                     "{flavor:?} n {n}: {fast} vs {exact}"
                 );
             }
+        }
+    }
+
+    /// The tiled attention pieces equal their scalar definitions bit for bit.
+    #[test]
+    fn fa_pieces_equal_scalar_definitions() {
+        let mut rng = Rng::new(17);
+        for dim in [64usize, 256] {
+            let q: Vec<f32> = (0..dim).map(|_| rng.normal(1.0)).collect();
+            let kt: Vec<f32> = (0..dim * FA_TILE)
+                .map(|_| f16::from_f32(rng.normal(1.0)).to_f32())
+                .collect();
+            let mut fast = [0f32; FA_TILE];
+            fa_scores(&q, &kt, &mut fast);
+            for j in 0..FA_TILE {
+                let want = (0..dim).fold(0f32, |a, e| q[e].mul_add(kt[e * FA_TILE + j], a));
+                assert_eq!(fast[j].to_bits(), want.to_bits(), "score {j}");
+            }
+            let v: Vec<f16> = (0..dim).map(|_| f16::from_f32(rng.normal(1.0))).collect();
+            let mut acc: Vec<f32> = (0..dim).map(|_| rng.normal(1.0)).collect();
+            let want: Vec<f32> = acc
+                .iter()
+                .zip(&v)
+                .map(|(&a, &x)| 0.37f32.mul_add(x.to_f32(), a))
+                .collect();
+            fa_accumulate(&mut acc, 0.37, &v);
+            assert_eq!(acc, want);
+        }
+        for flavor in [Flavor::Avx2, Flavor::Avx512] {
+            let mut s: [f32; FA_TILE] = std::array::from_fn(|_| rng.normal(3.0));
+            s[5] = f32::NEG_INFINITY;
+            s[40] = -150.0;
+            let m = 2.5;
+            let mut want = s;
+            for v in want.iter_mut() {
+                *v = reference::expf(flavor, *v - m);
+            }
+            fa_exp_sum(flavor, &mut s, m);
+            for j in 0..FA_TILE {
+                assert_eq!(s[j].to_bits(), want[j].to_bits(), "{flavor:?} exp {j}");
+            }
+            assert_eq!(s[5], 0.0);
         }
     }
 

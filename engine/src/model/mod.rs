@@ -301,7 +301,12 @@ impl Model {
                 .iter()
                 .map(|s| (&s.cache.k[il][..], &s.cache.v[il][..]))
                 .collect();
-            attention::attend(hp, &q, &caches, &slots, window, &mut att);
+            // As llama.cpp's CPU flash attention: tiled (f32) from 64 query rows on.
+            if n >= ggml_math_fa_rows() {
+                attention::attend_tiled(hp, &q, &caches, &slots, window, &mut att);
+            } else {
+                attention::attend(hp, &q, &caches, &slots, window, &mut att);
+            }
             trace("kqv_out", il, &att);
 
             mm(&layer.wo, &att, n, &mut o);
@@ -395,6 +400,11 @@ impl Model {
         }
         Ok(out)
     }
+}
+
+/// Query rows from which llama.cpp switches to its tiled flash attention.
+fn ggml_math_fa_rows() -> usize {
+    kernels::ggml_math::FA_TILE
 }
 
 fn mm(m: &Matrix, x: &[f32], tokens: usize, y: &mut [f32]) {
