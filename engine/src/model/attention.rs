@@ -98,13 +98,37 @@ pub(super) fn attend_tiled(
     } else {
         (1.0, hp.attn_scale)
     };
+    // Each sequence's keys, once per layer, in key tiles laid out [kv head][tile]
+    // [dim][FA_TILE] as f32 (zero past the cache), shared by every query row.
+    let tiles_of = |len: usize| len.div_ceil(FA_TILE);
+    let key_tiles: Vec<Vec<f32>> = caches
+        .iter()
+        .map(|&(kc, _)| {
+            let len = kc.len() / kd;
+            let per_tile = hdk * FA_TILE;
+            let mut t = vec![0f32; hp.n_head_kv * tiles_of(len) * per_tile];
+            t.par_chunks_mut(per_tile)
+                .enumerate()
+                .for_each(|(i, tile)| {
+                    let (g, ic) = (i / tiles_of(len), (i % tiles_of(len)) * FA_TILE);
+                    for j in 0..FA_TILE.min(len - ic) {
+                        let kh = &kc[(ic + j) * kd + g * hdk..][..hdk];
+                        for (e, k) in kh.iter().enumerate() {
+                            tile[e * FA_TILE + j] = k.to_f32();
+                        }
+                    }
+                });
+            t
+        })
+        .collect();
     out.par_chunks_mut(hdv).enumerate().for_each_init(
-        || (vec![0f32; hdk], vec![0f32; hdk * FA_TILE]),
-        |(qf, kt), (idx, o)| {
+        || vec![0f32; hdk],
+        |qf, (idx, o)| {
             let (tok, head) = (idx / hp.n_head, idx % hp.n_head);
             let (seq, pos) = slots[tok];
             let (kc, vc) = caches[seq];
             let g = head / group;
+            let n_tiles = tiles_of(kc.len() / kd);
             for (d, &s) in qf
                 .iter_mut()
                 .zip(&q[(tok * hp.n_head + head) * hdk..][..hdk])
@@ -124,17 +148,8 @@ pub(super) fn attend_tiled(
                 if !(ic..ic + FA_TILE).any(live) {
                     continue;
                 }
-                for j in 0..FA_TILE {
-                    let c = ic + j;
-                    let kh: &[f16] = if live(c) {
-                        &kc[c * kd + g * hdk..][..hdk]
-                    } else {
-                        &[]
-                    };
-                    for e in 0..hdk {
-                        kt[e * FA_TILE + j] = kh.get(e).map_or(0.0, |k| k.to_f32());
-                    }
-                }
+                let tile = (g * n_tiles + ic / FA_TILE) * hdk * FA_TILE;
+                let kt = &key_tiles[seq][tile..tile + hdk * FA_TILE];
                 ggml_math::fa_scores(qf, kt, &mut s);
                 for (j, v) in s.iter_mut().enumerate() {
                     *v = if live(ic + j) {
