@@ -117,6 +117,26 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ4K]) {
     }
 }
 
+/// Per sub-block `j` of a super-block, the exact integers `sc_j · Σ q·a` and
+/// `m_j · Σ a` (the latter from the Q8_K sums).
+pub(crate) fn sub_block_terms(xb: &BlockQ4K, yb: &BlockQ8K) -> ([i32; 8], [i32; 8]) {
+    let (mut sums, mut mins) = ([0i32; 8], [0i32; 8]);
+    for j in 0..8 {
+        let (sc, m) = get_scale_min_k4(j, &xb.scales);
+        let q4 = &xb.qs[32 * (j / 2)..32 * (j / 2) + 32];
+        let q8 = &yb.qs[32 * j..32 * j + 32];
+        let shift = 4 * (j % 2);
+        let s: i32 = q4
+            .iter()
+            .zip(q8)
+            .map(|(&q, &a)| ((q >> shift) & 0xF) as i32 * a as i32)
+            .sum();
+        sums[j] = sc as i32 * s;
+        mins[j] = m as i32 * (yb.bsums[2 * j] as i32 + yb.bsums[2 * j + 1] as i32);
+    }
+    (sums, mins)
+}
+
 /// Scalar reference of the dot product with Q8_K (ggml's generic
 /// `ggml_vec_dot_q4_K_q8_K`): exact integer sums per sub-block times its scale,
 /// the mins through the Q8_K `bsums`, then `d*Σ - dmin*Σ` per block in f32.
@@ -124,21 +144,8 @@ pub fn vec_dot_ref(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "q4_K dot: block counts differ");
     let mut sumf = 0f32;
     for (xb, yb) in x.iter().zip(y) {
-        let mut sumi = 0i32;
-        let mut summ = 0i32;
-        for j in 0..8 {
-            let (sc, m) = get_scale_min_k4(j, &xb.scales);
-            let q4 = &xb.qs[32 * (j / 2)..32 * (j / 2) + 32];
-            let q8 = &yb.qs[32 * j..32 * j + 32];
-            let shift = 4 * (j % 2);
-            let s: i32 = q4
-                .iter()
-                .zip(q8)
-                .map(|(&q, &a)| ((q >> shift) & 0xF) as i32 * a as i32)
-                .sum();
-            sumi += sc as i32 * s;
-            summ += m as i32 * (yb.bsums[2 * j] as i32 + yb.bsums[2 * j + 1] as i32);
-        }
+        let (sums, mins) = sub_block_terms(xb, yb);
+        let (sumi, summ): (i32, i32) = (sums.iter().sum(), mins.iter().sum());
         sumf += xb.d.to_f32() * yb.d * sumi as f32 - xb.dmin.to_f32() * yb.d * summ as f32;
     }
     sumf

@@ -17,7 +17,7 @@
 use crate::blocks::{BlockQ4K, BlockQ8K, QK_K};
 use crate::cpu::Isa;
 use crate::dispatch::TypeKernels;
-use crate::kquants::common::{self, get_scale_min_k4};
+use crate::kquants::common;
 use crate::kquants::q8k::nearest_int;
 
 /// Which of llama.cpp's two repacked kernels to reproduce.
@@ -36,21 +36,10 @@ pub fn dot_ref(order: Order, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     for (xb, yb) in x.iter().zip(y) {
         let scale = xb.d.to_f32() * yb.d;
         let scale_min = xb.dmin.to_f32() * yb.d;
-        let mut sums = [0i32; 4];
-        let mut mins = [0i32; 4];
-        for j in 0..8 {
-            let (sc, m) = get_scale_min_k4(j, &xb.scales);
-            let q4 = &xb.qs[32 * (j / 2)..32 * (j / 2) + 32];
-            let q8 = &yb.qs[32 * j..32 * j + 32];
-            let shift = 4 * (j % 2);
-            let s: i32 = q4
-                .iter()
-                .zip(q8)
-                .map(|(&q, &a)| ((q >> shift) & 0xF) as i32 * a as i32)
-                .sum();
-            sums[j / 2] += sc as i32 * s;
-            mins[j / 2] += m as i32 * (yb.bsums[2 * j] as i32 + yb.bsums[2 * j + 1] as i32);
-        }
+        let (terms, min_terms) = super::q4k::sub_block_terms(xb, yb);
+        // Pairs of sub-blocks: the 64-element steps of the gemm kernel.
+        let sums: [i32; 4] = std::array::from_fn(|k| terms[2 * k] + terms[2 * k + 1]);
+        let mins: [i32; 4] = std::array::from_fn(|k| min_terms[2 * k] + min_terms[2 * k + 1]);
         match order {
             Order::Gemv => {
                 acc = (sums.iter().sum::<i32>() as f32).mul_add(scale, acc);

@@ -98,23 +98,29 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ6K]) {
 /// Scalar reference of the dot product with Q8_K (ggml's generic
 /// `ggml_vec_dot_q6_K_q8_K`): exact integer sums per sub-block of 16 times its
 /// scale, then `d * Σ` per block in f32.
+/// A super-block's exact integer dot: `Σ_s sc_s · Σ (q − 32)·a` over its 16 groups.
+fn block_total(xb: &BlockQ6K, yb: &BlockQ8K) -> i32 {
+    let mut sumi = 0i32;
+    for h in 0..2 {
+        for k in 0..4 {
+            for half in 0..2 {
+                let mut s = 0i32;
+                for l in 16 * half..16 * half + 16 {
+                    let q = q6(xb, h, k, l) as i32 - 32;
+                    s += q * yb.qs[128 * h + 32 * k + l] as i32;
+                }
+                sumi += xb.scales[8 * h + 2 * k + half] as i32 * s;
+            }
+        }
+    }
+    sumi
+}
+
 pub fn vec_dot_ref(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "q6_K dot: block counts differ");
     let mut sumf = 0f32;
     for (xb, yb) in x.iter().zip(y) {
-        let mut sumi = 0i32;
-        for h in 0..2 {
-            for k in 0..4 {
-                for half in 0..2 {
-                    let mut s = 0i32;
-                    for l in 16 * half..16 * half + 16 {
-                        let q = q6(xb, h, k, l) as i32 - 32;
-                        s += q * yb.qs[128 * h + 32 * k + l] as i32;
-                    }
-                    sumi += xb.scales[8 * h + 2 * k + half] as i32 * s;
-                }
-            }
-        }
+        let sumi = block_total(xb, yb);
         sumf += xb.d.to_f32() * yb.d * sumi as f32;
     }
     sumf
@@ -127,19 +133,7 @@ pub fn vec_dot_tiled_ref(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "q6_K dot: block counts differ");
     let mut acc = 0f32;
     for (xb, yb) in x.iter().zip(y) {
-        let mut sumi = 0i32;
-        for h in 0..2 {
-            for k in 0..4 {
-                for half in 0..2 {
-                    let mut s = 0i32;
-                    for l in 16 * half..16 * half + 16 {
-                        let q = q6(xb, h, k, l) as i32 - 32;
-                        s += q * yb.qs[128 * h + 32 * k + l] as i32;
-                    }
-                    sumi += xb.scales[8 * h + 2 * k + half] as i32 * s;
-                }
-            }
-        }
+        let sumi = block_total(xb, yb);
         let res = xb.d.to_f32() * sumi as f32;
         acc = res.mul_add(yb.d, acc);
     }
