@@ -128,6 +128,8 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     /// Bound where a shader's optional read-only input is absent.
     pub(crate) dummy: wgpu::Buffer,
+    /// Whether WGSL `fma` is fused here, probed on first use (lavapipe: no).
+    fma_fused: std::sync::OnceLock<bool>,
     /// Validation or out-of-memory errors wgpu reports asynchronously; taken by the
     /// next submit so they become `Err`s instead of wgpu's default panic.
     errors: Arc<Mutex<Vec<String>>>,
@@ -228,6 +230,7 @@ impl GpuContext {
         Ok(GpuContext {
             narrow,
             dummy,
+            fma_fused: std::sync::OnceLock::new(),
             device,
             queue,
             desc: descs[index].clone(),
@@ -277,6 +280,15 @@ impl GpuContext {
         }
         let all = std::mem::take(&mut *v).join("; ");
         Err(GpuError::Wgpu(all))
+    }
+
+    /// Whether this adapter's `fma` rounds once (the exact path emulates it where not).
+    pub fn fma_fused(&self) -> Result<bool, GpuError> {
+        if let Some(&f) = self.fma_fused.get() {
+            return Ok(f);
+        }
+        let f = crate::exact::probe_fma(self)?;
+        Ok(*self.fma_fused.get_or_init(|| f))
     }
 
     /// The pipeline for `key`, compiled on first use.

@@ -117,7 +117,7 @@ struct Dispatch {
 
 /// Ops recorded for one submit. Offsets and lengths are in f32 elements of the arena.
 pub struct Recorder<'a> {
-    ctx: &'a GpuContext,
+    pub(crate) ctx: &'a GpuContext,
     arena: &'a Arena,
     ops: Vec<Dispatch>,
     writes: Vec<(usize, Vec<u32>)>,
@@ -130,12 +130,12 @@ fn params(v: &[u32]) -> [u32; 16] {
     p
 }
 
-fn u(x: usize) -> u32 {
+pub(crate) fn u(x: usize) -> u32 {
     x as u32
 }
 
 /// Workgroups for `n` items along x then y (each at most 65535).
-fn grid(n: usize) -> Result<(u32, u32), GpuError> {
+pub(crate) fn grid(n: usize) -> Result<(u32, u32), GpuError> {
     let gx = n.clamp(1, 65535);
     let gy = n.div_ceil(gx).max(1);
     if gy > 65535 {
@@ -155,7 +155,7 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    fn check(&self, what: &str, off: usize, len: usize) -> Result<(), GpuError> {
+    pub(crate) fn check(&self, what: &str, off: usize, len: usize) -> Result<(), GpuError> {
         if off.checked_add(len).is_none_or(|e| e > self.arena.len) {
             return Err(GpuError::Unsupported(format!(
                 "{what}: range {off}+{len} is outside the arena ({})",
@@ -165,7 +165,7 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
-    fn push(
+    pub(crate) fn push(
         &mut self,
         op: Op,
         dtype: Option<GgmlType>,
@@ -173,6 +173,13 @@ impl<'a> Recorder<'a> {
         bufs: Vec<wgpu::Buffer>,
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
+        let op = match op {
+            Op::Named(n) => Op::Named(crate::pipelines::Named {
+                fma_fused: n.name != "fma_probe" && self.ctx.fma_fused()?,
+                ..n
+            }),
+            op => op,
+        };
         let pipe = self.ctx.pipeline(key(self.ctx, op, dtype))?;
         self.ops.push(Dispatch {
             pipe,
@@ -183,7 +190,7 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
-    fn arena_buf(&self) -> wgpu::Buffer {
+    pub(crate) fn arena_buf(&self) -> wgpu::Buffer {
         self.arena.buf.clone()
     }
 

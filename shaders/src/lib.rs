@@ -14,6 +14,7 @@
 //! adapter lacks the feature (GL has neither).
 
 mod context;
+pub mod exact;
 mod graph;
 pub mod model;
 pub mod pipelines;

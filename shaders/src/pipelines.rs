@@ -52,6 +52,20 @@ pub enum Op {
     AddW,
     QuantizeAct,
     Elementwise(Ew),
+    /// A shader of the llama.cpp-exact path ([`crate::exact`]), by name.
+    Named(Named),
+}
+
+/// An exact-path shader: its name (see [`crate::exact::source`]) and how many
+/// storage buffers it binds after the arena (binding 1): `rw` read-write ones
+/// (bindings 2..), then `ro` read-only ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Named {
+    pub name: &'static str,
+    pub rw: u8,
+    pub ro: u8,
+    /// Whether the adapter's `fma` is fused (set by the recorder from the context).
+    pub fma_fused: bool,
 }
 
 /// Which optional adapter features a pipeline's shader uses.
@@ -84,16 +98,23 @@ enum Bind {
 
 impl Op {
     /// Storage bindings after the params uniform (binding 0); the arena is always binding 1.
-    fn bindings(self) -> &'static [Bind] {
+    fn bindings(self) -> Vec<Bind> {
         use Bind::*;
-        match self {
+        if let Op::Named(n) = self {
+            let mut b = vec![ReadWrite; 1 + n.rw as usize];
+            b.extend(std::iter::repeat_n(ReadOnly, n.ro as usize));
+            return b;
+        }
+        let b: &[Bind] = match self {
             Op::MatVec | Op::MatMul | Op::GetRows | Op::RmsNorm | Op::AddW => {
                 &[ReadWrite, ReadOnly]
             }
             Op::Softmax | Op::Rope | Op::QuantizeAct | Op::Elementwise(_) => &[ReadWrite],
             Op::KvStore => &[ReadWrite, ReadWrite],
             Op::Attention => &[ReadWrite, ReadOnly, ReadOnly],
-        }
+            Op::Named(_) => unreachable!("handled above"),
+        };
+        b.to_vec()
     }
     fn uses_subgroups(self) -> bool {
         matches!(self, Op::MatVec | Op::MatMul | Op::RmsNorm | Op::Softmax)
@@ -199,6 +220,10 @@ pub fn source(key: PipelineKey) -> Result<String, GpuError> {
         Op::AddW => include_str!("../wgsl/add_w.wgsl"),
         Op::QuantizeAct => include_str!("../wgsl/quantize_act.wgsl"),
         Op::Elementwise(_) => include_str!("../wgsl/elementwise.wgsl"),
+        Op::Named(n) => {
+            s.push_str(&crate::exact::source(n.name, n.fma_fused)?);
+            return Ok(s);
+        }
     };
     let (params, args) = if key.variant.subgroups {
         (
