@@ -17,6 +17,14 @@ use kernels::GgmlType;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+mod exact_chunk;
+
+/// What the exact path ([`crate::exact`]) needs besides the weights.
+struct ExactPath {
+    flavor: kernels::ggml_math::Flavor,
+    gelu: Option<crate::exact::ops::GeluTable>,
+}
+
 struct GpuLayer {
     attn_norm: GpuTensor,
     wq: Arc<GpuTensor>,
@@ -106,6 +114,8 @@ pub struct GpuModel {
     rope_swa: Rope,
     weight_bytes: u64,
     arena: Mutex<Option<Arena>>,
+    /// Present when every op has an exact shader for this model (see [`GpuModel::is_exact`]).
+    exact: Option<ExactPath>,
 }
 
 /// Offsets (f32 elements) of one forward chunk's activations in the arena.
@@ -155,8 +165,17 @@ impl Layout {
             cs_swa: take(b * hp.n_rot),
             fin: take(nseq * d),
             logits: take(nseq * hp.n_vocab),
-            // Values, then Q8_1 block sums.
-            xq: take(b.max(nseq) * d.max(hp.n_ff).max(hp.n_head * hp.head_dim_v) * 33 / 32 + 1),
+            // Values, then Q8_1 block sums; or the exact path's quantized activations.
+            xq: take(
+                [d, hp.n_ff, hp.n_head * hp.head_dim_v]
+                    .iter()
+                    .map(|&c| {
+                        (b.max(nseq) * c * 33 / 32 + 1)
+                            .max(crate::exact::mm::scratch_len(c, b.max(nseq)))
+                    })
+                    .max()
+                    .unwrap_or(0),
+            ),
             total: 0,
         };
         Layout { total: at, ..l }
@@ -266,6 +285,22 @@ impl GpuModel {
         let output_norm = up.vector("output_norm".into(), &w.output_norm)?;
         let output = up.matrix(&w.output)?;
         let weight_bytes = up.bytes;
+        let exact = if exact_wanted()
+            && up
+                .done
+                .values()
+                .all(|t| crate::exact::mm::supported(t.dtype))
+        {
+            Some(ExactPath {
+                flavor: kernels::ggml_math::Flavor::active(),
+                gelu: match hp.activation {
+                    Activation::GeluTanh => Some(crate::exact::ops::GeluTable::new(&ctx)?),
+                    Activation::Silu => None,
+                },
+            })
+        } else {
+            None
+        };
         let rope_global = Rope::new(hp.n_rot, hp.rope_base, 1.0, hp.rope_style);
         let rope_swa = Rope::new(hp.n_rot, hp.rope_base_swa, 1.0, hp.rope_style);
         // Fail now, not at the first request, if one token's activations cannot be bound.
@@ -288,6 +323,7 @@ impl GpuModel {
             rope_swa,
             weight_bytes,
             arena: Mutex::new(None),
+            exact,
         })
     }
 
@@ -309,6 +345,14 @@ impl GpuModel {
     pub fn is_full(&self) -> bool {
         self.first_layer == 0
     }
+    /// Whether this model runs on the exact path: the CPU's (and llama.cpp's) bits, op
+    /// for op, so generations match the CPU token for token. Every weight type must have
+    /// an exact matrix shader; `FERRITE_GPU_EXACT=0` opts out (the faster shaders in their
+    /// own summation order).
+    pub fn is_exact(&self) -> bool {
+        self.exact.is_some()
+    }
+
     /// GPU memory held by the weights (for `/api/ps`'s `size_vram`, plus caches).
     pub fn weight_bytes(&self) -> u64 {
         self.weight_bytes
@@ -614,6 +658,9 @@ impl GpuModel {
         input: Input,
         logits: bool,
     ) -> Result<Vec<Vec<f32>>, GpuError> {
+        if self.exact.is_some() {
+            return self.chunk_exact(arena, lay, segs, input, logits);
+        }
         let hp = &self.hp;
         let d = hp.n_embd;
         let b: usize = segs.iter().map(|s| s.n).sum();
@@ -744,6 +791,11 @@ impl GpuModel {
         let all = r.submit()?.pop().unwrap_or_default();
         Ok(all.chunks(nv).map(|c| c.to_vec()).collect())
     }
+}
+
+/// `FERRITE_GPU_EXACT`: the exact path unless it says `0`.
+fn exact_wanted() -> bool {
+    std::env::var("FERRITE_GPU_EXACT").map_or(true, |v| v != "0")
 }
 
 /// Tokens `t0 .. t0 + n` of a chunk belong to the sequence whose cache is `cache`.

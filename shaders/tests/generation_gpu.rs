@@ -165,7 +165,14 @@ fn check_model(which: TestModel, split: bool) {
     }
 
     let mut caches: Vec<_> = runs.iter().map(|_| gpu.new_cache(512).unwrap()).collect();
-    let mut feed: Vec<Vec<u32>> = runs.iter().map(|r| r.prompt.clone()).collect();
+    // Each prompt in its own pass, as llama.cpp evaluated it for the reference: which
+    // kernels a batch meets (and so its roundings) depends on how many tokens it has.
+    // The decode steps then run together, one token per sequence.
+    let mut feed: Vec<Vec<u32>> = Vec::new();
+    for (run, cache) in runs.iter_mut().zip(caches.iter_mut()) {
+        let logits = gpu.forward(cache, &run.prompt).unwrap();
+        feed.push(run.advance(&model, &logits).into_iter().collect());
+    }
     loop {
         let mut seqs: Vec<GpuSeq> = caches
             .iter_mut()

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 /// Causal attention of every batch token over its own sequence's cache (which
 /// already holds the batch's keys). GQA maps query head `h` to kv head
 /// `h / (n_head / n_head_kv)`; `window` > 0 limits a token to the last `window` positions.
-pub(super) fn attend(
+pub fn attend(
     hp: &HParams,
     q: &[f32],
     caches: &[(&[f16], &[f16])],
@@ -80,7 +80,7 @@ pub(super) fn attend(
 /// values are widened to f32, scores are FMA chains over the head dimension,
 /// the softmax runs over tiles of 64 keys (vector `expf`, tile sums in f64), and
 /// values accumulate in f32.
-pub(super) fn attend_tiled(
+pub fn attend_tiled(
     hp: &HParams,
     q: &[f32],
     caches: &[(&[f16], &[f16])],

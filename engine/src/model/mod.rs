@@ -9,6 +9,7 @@ pub mod hparams;
 pub mod weights;
 
 use crate::gguf::GgufFile;
+pub use attention::{attend, attend_tiled};
 use half::f16;
 pub use hparams::{Activation, Arch, HParams, RopeStyle};
 use kernels::matmul;

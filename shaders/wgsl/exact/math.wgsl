@@ -10,6 +10,10 @@
 
 // a / b rounded to nearest even (finite, nonzero b; no overflow or underflow).
 fn div_rn(a: f32, b: f32) -> f32 {
+    if (a == 0.0) {
+        // The residual below would lose the sign of a zero quotient.
+        return a / b;
+    }
     let y0 = 1.0 / b;
     let y = fma_rn(fma_rn(-b, y0, 1.0), y0, y0);
     let q = a * y;
@@ -17,14 +21,26 @@ fn div_rn(a: f32, b: f32) -> f32 {
     return fma_rn(fma_rn(-b, q, a), y, q);
 }
 
-// sqrt(x) rounded to nearest (x >= 0, finite).
+// sqrt(x) rounded to nearest (x >= 0, finite): the hardware root moved one ulp at a
+// time until s² - x changes sign across the midpoints (exact residuals via fma_rn).
 fn sqrt_rn(x: f32) -> f32 {
     if (x == 0.0) {
         return x;
     }
-    let s = sqrt(x);
-    // x - s² is exact; s + (x - s²) / 2s then rounds once.
-    return fma_rn(fma_rn(-s, s, x), 0.5 / s, s);
+    var s = sqrt(x);
+    for (var i = 0; i < 3; i = i + 1) {
+        let su = bitcast<f32>(bitcast<u32>(s) + 1u);
+        if (fma_rn(-s, su, x) > 0.0) {
+            s = su;
+        }
+    }
+    for (var i = 0; i < 3; i = i + 1) {
+        let sd = bitcast<f32>(bitcast<u32>(s) - 1u);
+        if (fma_rn(-sd, s, x) <= 0.0) {
+            s = sd;
+        }
+    }
+    return s;
 }
 
 // IEEE binary16 bits of x, rounded to nearest even (as F16C and the `half` crate).
