@@ -102,6 +102,9 @@ struct E2e {
     file: String,
     gpu_weight_mb: f64,
     layers: usize,
+    /// The exact path (the CPU's bits, see `ferrite_shaders::exact`) or the faster
+    /// shaders with their own summation order (`FERRITE_GPU_EXACT=0`).
+    exact_path: bool,
     pp: Speed,
     tg: Speed,
 }
@@ -402,6 +405,7 @@ fn bench_model(
         file: file.into(),
         gpu_weight_mb: gpu.weight_bytes() as f64 / 1e6,
         layers: gpu.gpu_layers(),
+        exact_path: gpu.is_exact(),
         pp: mean_sd(&pps),
         tg: mean_sd(&tgs),
     })
@@ -464,15 +468,19 @@ fn markdown(r: &Report) -> String {
             "\n## End to end, every layer on the GPU (pp{} / tg{}, {} reps, mean ± sd)\n",
             r.pp_tokens, r.tg_tokens, r.reps
         );
-        let _ = writeln!(s, "| model | GPU weights MB | layers | pp t/s | tg t/s |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "| model | GPU weights MB | layers | path | pp t/s | tg t/s |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|");
         for m in &r.e2e {
             let _ = writeln!(
                 s,
-                "| {} | {:.1} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} |",
+                "| {} | {:.1} | {} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} |",
                 m.model,
                 m.gpu_weight_mb,
                 m.layers,
+                if m.exact_path { "exact" } else { "fast" },
                 m.pp.tokens_per_second,
                 m.pp.stddev,
                 m.tg.tokens_per_second,

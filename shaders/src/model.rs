@@ -648,6 +648,39 @@ impl GpuModel {
         Ok(logits)
     }
 
+    /// A chunk's inputs: the tokens' embeddings (or the hidden states) at `lay.x` and
+    /// the RoPE angles of their positions.
+    fn chunk_inputs(
+        &self,
+        r: &mut Recorder,
+        lay: &Layout,
+        segs: &[Seg],
+        input: Input,
+    ) -> Result<(), GpuError> {
+        let hp = &self.hp;
+        let b: usize = segs.iter().map(|s| s.n).sum();
+        match input {
+            Input::Tokens(t) => {
+                let table = self.token_embd.as_ref().ok_or_else(|| {
+                    GpuError::Unsupported("the token embeddings are not on the GPU".into())
+                })?;
+                r.write_u32(lay.ids, t)?;
+                if self.exact.is_some() {
+                    r.exact_get_rows(table, lay.ids, lay.x, b, hp.embd_scale)?;
+                } else {
+                    r.get_rows(table, lay.ids, lay.x, b, hp.embd_scale)?;
+                }
+            }
+            Input::Hidden(x) => r.write(lay.x, x)?,
+        }
+        let positions = || segs.iter().flat_map(|s| s.pos0..s.pos0 + s.n);
+        r.write(lay.cs_global, &rope_table(&self.rope_global, positions()))?;
+        if hp.sliding_window > 0 {
+            r.write(lay.cs_swa, &rope_table(&self.rope_swa, positions()))?;
+        }
+        Ok(())
+    }
+
     /// One submit: the segments' tokens through the GPU layers; each segment's
     /// last-token logits when `logits`.
     fn chunk(
@@ -671,21 +704,7 @@ impl GpuModel {
             hp.n_head * hp.head_dim_v,
         );
         let mut r = Recorder::new(&self.ctx, arena);
-        match input {
-            Input::Tokens(t) => {
-                let table = self.token_embd.as_ref().ok_or_else(|| {
-                    GpuError::Unsupported("the token embeddings are not on the GPU".into())
-                })?;
-                r.write_u32(lay.ids, t)?;
-                r.get_rows(table, lay.ids, lay.x, b, hp.embd_scale)?;
-            }
-            Input::Hidden(x) => r.write(lay.x, x)?,
-        }
-        let positions = || segs.iter().flat_map(|s| s.pos0..s.pos0 + s.n);
-        r.write(lay.cs_global, &rope_table(&self.rope_global, positions()))?;
-        if hp.sliding_window > 0 {
-            r.write(lay.cs_swa, &rope_table(&self.rope_swa, positions()))?;
-        }
+        self.chunk_inputs(&mut r, lay, segs, input)?;
         let eps = hp.rms_eps;
         for (i, l) in self.layers.iter().enumerate() {
             let il = self.first_layer + i;

@@ -81,7 +81,15 @@ fn batched_hidden_pass_matches_one_sequence_at_a_time() {
                 .zip(g)
                 .map(|(x, y)| (x - y).abs())
                 .fold(0f32, f32::max);
-            let bound = if step[i].len() > 1 { 1e-3 } else { 1.0 };
+            // The exact path's kernels for these weight types (Q4_1, Q8_0) do not
+            // depend on the batch, so batching changes no bit.
+            let bound = if gpu.is_exact() {
+                f32::MIN_POSITIVE
+            } else if step[i].len() > 1 {
+                1e-3
+            } else {
+                1.0
+            };
             assert!(
                 diff < bound,
                 "step {step:?} seq {i}: logits differ by {diff}"

@@ -5,7 +5,7 @@
 //! once its attention output is projected.
 
 use super::{GpuModel, Input, Layout, Seg};
-use crate::graph::{rope_table, Arena, AttnShape, Recorder};
+use crate::graph::{Arena, AttnShape, Recorder};
 use crate::pipelines::Ew;
 use crate::{GpuError, GpuTensor};
 use engine::model::Activation;
@@ -39,21 +39,7 @@ impl GpuModel {
             hp.n_head * hp.head_dim_v,
         );
         let mut r = Recorder::new(&self.ctx, arena);
-        match input {
-            Input::Tokens(t) => {
-                let table = self.token_embd.as_ref().ok_or_else(|| {
-                    GpuError::Unsupported("the token embeddings are not on the GPU".into())
-                })?;
-                r.write_u32(lay.ids, t)?;
-                r.exact_get_rows(table, lay.ids, lay.x, b, hp.embd_scale)?;
-            }
-            Input::Hidden(x) => r.write(lay.x, x)?,
-        }
-        let positions = || segs.iter().flat_map(|s| s.pos0..s.pos0 + s.n);
-        r.write(lay.cs_global, &rope_table(&self.rope_global, positions()))?;
-        if hp.sliding_window > 0 {
-            r.write(lay.cs_swa, &rope_table(&self.rope_swa, positions()))?;
-        }
+        self.chunk_inputs(&mut r, lay, segs, input)?;
         let eps = hp.rms_eps;
         let mm = |r: &mut Recorder, w: &GpuTensor, x: usize, y: usize, n: usize| {
             r.exact_matmul(w, repack(w), x, y, n, lay.xq)
