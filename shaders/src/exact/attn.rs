@@ -10,15 +10,24 @@ use kernels::ggml_math::{Flavor, FA_TILE};
 
 const EXPF: &str = include_str!("../../wgsl/exact/expf.wgsl");
 
-/// Largest head size of the attention shader (`AMAXD` in attn_attend.wgsl).
+/// Largest head size of the attention shader (`AMAXD` in attn_common.wgsl).
 const MAX_HEAD: usize = 256;
+
+/// What attn_attend.wgsl and attn_tiled.wgsl share (parameters, bindings, cache reads).
+const ATTN_COMMON: &str = include_str!("../../wgsl/exact/attn_common.wgsl");
 
 pub(crate) fn body(name: &str) -> Option<String> {
     let with_expf = |b: &str| format!("{}\n{EXPF}\n{b}", expf_consts());
     Some(match name {
         "attn_expf" => with_expf(include_str!("../../wgsl/exact/attn_expf.wgsl")),
-        "attn_attend" => with_expf(include_str!("../../wgsl/exact/attn_attend.wgsl")),
-        "attn_tiled" => with_expf(include_str!("../../wgsl/exact/attn_tiled.wgsl")),
+        "attn_attend" => with_expf(&format!(
+            "{ATTN_COMMON}\n{}",
+            include_str!("../../wgsl/exact/attn_attend.wgsl")
+        )),
+        "attn_tiled" => with_expf(&format!(
+            "{ATTN_COMMON}\n{}",
+            include_str!("../../wgsl/exact/attn_tiled.wgsl")
+        )),
         "attn_kv_store" => include_str!("../../wgsl/exact/attn_kv_store.wgsl").to_string(),
         "attn_kv_dump" => include_str!("../../wgsl/exact/attn_kv_dump.wgsl").to_string(),
         _ => return None,

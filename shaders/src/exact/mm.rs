@@ -33,18 +33,12 @@ pub(crate) fn body(name: &str) -> Option<String> {
                 .iter()
                 .position(|n| *n == name)?;
             return Some(format!(
-                "const DT: u32 = {dt}u;\n{COMMON}\n{}",
+                "const DT: u32 = {dt}u;\n{COMMON}\n{DOT}\n{}",
                 include_str!("../../wgsl/exact/mm_legacy.wgsl")
             ));
         }
-        "mm_q4k" => (
-            "const DT: u32 = 0u;",
-            include_str!("../../wgsl/exact/mm_kplain.wgsl"),
-        ),
-        "mm_q6k" => (
-            "const DT: u32 = 1u;",
-            include_str!("../../wgsl/exact/mm_kplain.wgsl"),
-        ),
+        "mm_q4k" => ("const DT: u32 = 0u;", KPLAIN),
+        "mm_q6k" => ("const DT: u32 = 1u;", KPLAIN),
         "mm_q6k_tiled" => ("const MODE: u32 = 0u;", CHAIN),
         "mm_q4k_gemv" => ("const MODE: u32 = 1u;", CHAIN),
         "mm_q4k_gemm" => ("const MODE: u32 = 2u;", CHAIN),
@@ -59,7 +53,16 @@ pub(crate) fn body(name: &str) -> Option<String> {
     Some(format!("{consts}\n{COMMON}\n{src}"))
 }
 
-const CHAIN: &str = include_str!("../../wgsl/exact/mm_kchain.wgsl");
+/// Parameters and bindings of the dot shaders (legacy, K-quant lanes, K-quant chains).
+const DOT: &str = include_str!("../../wgsl/exact/mm_dot.wgsl");
+const CHAIN: &str = concat!(
+    include_str!("../../wgsl/exact/mm_dot.wgsl"),
+    include_str!("../../wgsl/exact/mm_kchain.wgsl")
+);
+const KPLAIN: &str = concat!(
+    include_str!("../../wgsl/exact/mm_dot.wgsl"),
+    include_str!("../../wgsl/exact/mm_kplain.wgsl")
+);
 
 /// get_rows shader names, in the DT order of mm_get_rows.wgsl.
 const ROWS: [&str; 6] = [

@@ -5,47 +5,6 @@
 // p = ggml_v_expf(s − max) of the build (`lanes` 8: AVX2, 16: AVX-512); the tile's
 // sum as its vector code adds it (per-vector horizontal sums, accumulated in f64,
 // emulated here with integers); Σ p·V accumulated in f32 with fused steps.
-struct P {
-    ntok: u32,
-    n_head: u32,
-    group: u32,
-    hdk: u32,
-    hdv: u32,
-    q_off: u32,
-    o_off: u32,
-    pos0: u32,
-    window: u32,
-    pre: f32,
-    post: f32,
-    kd: u32,
-    vd: u32,
-    lanes: u32,
-    gx: u32,
-    zero: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read> kc: array<u32>;
-@group(0) @binding(3) var<storage, read> vc: array<u32>;
-
-const AWG: u32 = 64u;
-const AMAXD: u32 = 256u;
-const APER: u32 = AMAXD / AWG;
-
-var<workgroup> qs: array<f32, AMAXD>;
-var<workgroup> sc: array<f32, AWG>;
-var<workgroup> msv: array<f32, AWG>;
-var<workgroup> vsv: array<f32, AWG>;
-
-fn k_at(i: u32) -> f32 {
-    let w = kc[i >> 1u];
-    return f16_value(select(w & 0xffffu, w >> 16u, (i & 1u) == 1u));
-}
-
-fn v_at(i: u32) -> f32 {
-    let w = vc[i >> 1u];
-    return f16_value(select(w & 0xffffu, w >> 16u, (i & 1u) == 1u));
-}
 
 var<workgroup> pv: array<f32, AWG>;
 

@@ -3,21 +3,6 @@
 // gemm, `q4k_repacked::dot_ref`). Integer totals are exact in any order, so the 8
 // lanes of a row each take one super-block of a run of 8 into workgroup memory;
 // then lane 0 runs the chain over the run. Workgroup: 8 rows × 8 lanes.
-struct P {
-    rows: u32,
-    cols: u32,
-    t0: u32,
-    qs: u32,
-    d: u32,
-    ex: u32,
-    y: u32,
-    ystride: u32,
-    row0: u32,
-    gx: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> a: array<u32>;
-@group(0) @binding(2) var<storage, read> wt: array<u32>;
 
 // Per invocation 8 integers: Q4_K the 4 pair sums then the 4 pair mins; Q6_K one total.
 var<workgroup> tot: array<i32, 512>;

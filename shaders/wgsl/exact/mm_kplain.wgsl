@@ -3,21 +3,6 @@
 // (0..8) gets an exact integer (the i32 lane l of the kernel), folded into its f32
 // chain by one FMA; the lanes end in `hsum_ps` (Q4_K: minus the mins' `hsum_ps`).
 // Workgroup: 8 rows × 8 lanes.
-struct P {
-    rows: u32,
-    cols: u32,
-    t0: u32,
-    qs: u32,
-    d: u32,
-    ex: u32,
-    y: u32,
-    ystride: u32,
-    row0: u32,
-    gx: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> a: array<u32>;
-@group(0) @binding(2) var<storage, read> wt: array<u32>;
 
 var<workgroup> part: array<f32, 64>;
 var<workgroup> partm: array<f32, 64>;

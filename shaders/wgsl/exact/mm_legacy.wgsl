@@ -2,21 +2,6 @@
 // order of kernels/src/legacy/avx2.rs: lane l (0..8) of a row holds the f32 chain
 // acc_l = fma(d_w·d_a, Σ_{e=4l..4l+3} w_e·a_e, acc_l) over the blocks, then `hsum`
 // (+ the Q4_1 minimums' scalar FMA chain). Workgroup: 8 rows × 8 lanes.
-struct P {
-    rows: u32,
-    cols: u32,
-    t0: u32,
-    qs: u32,
-    d: u32,
-    ex: u32,
-    y: u32,
-    ystride: u32,
-    row0: u32,
-    gx: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> a: array<u32>;
-@group(0) @binding(2) var<storage, read> wt: array<u32>;
 
 var<workgroup> part: array<f32, 64>;
 
