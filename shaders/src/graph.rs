@@ -548,6 +548,37 @@ impl<'a> Recorder<'a> {
         )
     }
 
+    /// What both attention shaders need of the heads, caches and arena regions
+    /// (`what` names the caller in the error).
+    pub(crate) fn check_attention(
+        &self,
+        what: &str,
+        k: &KvBuffer,
+        v: &KvBuffer,
+        q: usize,
+        out: usize,
+        s: &AttnShape,
+    ) -> Result<(), GpuError> {
+        if s.n_head_kv == 0 || !s.n_head.is_multiple_of(s.n_head_kv) {
+            return Err(GpuError::Unsupported(format!(
+                "{what}: {} heads over {} kv heads",
+                s.n_head, s.n_head_kv
+            )));
+        }
+        if k.width != s.n_head_kv * s.head_dim_k || v.width != s.n_head_kv * s.head_dim_v {
+            return Err(GpuError::Unsupported(format!(
+                "{what}: cache width does not match the heads"
+            )));
+        }
+        if s.pos0 + s.ntok > k.n_ctx || s.pos0 + s.ntok > v.n_ctx {
+            return Err(GpuError::Unsupported(format!(
+                "{what}: positions beyond the cache"
+            )));
+        }
+        self.check(&format!("{what} q"), q, s.ntok * s.n_head * s.head_dim_k)?;
+        self.check(&format!("{what} out"), out, s.ntok * s.n_head * s.head_dim_v)
+    }
+
     /// Causal attention of `s.ntok` query rows at `q` (`n_head × head_dim_k` each)
     /// over the caches, writing `n_head × head_dim_v` per token at `out`.
     pub fn attention(
@@ -569,24 +600,7 @@ impl<'a> Recorder<'a> {
                 s.head_dim_k, s.head_dim_v
             )));
         }
-        if s.n_head_kv == 0 || !s.n_head.is_multiple_of(s.n_head_kv) {
-            return Err(GpuError::Unsupported(format!(
-                "attention: {} heads over {} kv heads",
-                s.n_head, s.n_head_kv
-            )));
-        }
-        if k.width != s.n_head_kv * s.head_dim_k || v.width != s.n_head_kv * s.head_dim_v {
-            return Err(GpuError::Unsupported(
-                "attention: cache width does not match the heads".into(),
-            ));
-        }
-        if s.pos0 + s.ntok > k.n_ctx || s.pos0 + s.ntok > v.n_ctx {
-            return Err(GpuError::Unsupported(
-                "attention: positions beyond the cache".into(),
-            ));
-        }
-        self.check("attention q", q, s.ntok * s.n_head * s.head_dim_k)?;
-        self.check("attention out", out, s.ntok * s.n_head * s.head_dim_v)?;
+        self.check_attention("attention", k, v, q, out, &s)?;
         let (gx, gy) = grid(s.ntok * s.n_head)?;
         self.push(
             Op::Attention,

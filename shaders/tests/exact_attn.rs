@@ -8,20 +8,10 @@ use ferrite_shaders::{exact, Arena, AttnShape, GpuContext, GpuOptions, KvBuffer,
 use half::f16;
 use kernels::ggml_math::{self, Flavor};
 
-fn ctx() -> GpuContext {
-    GpuContext::new(&GpuOptions::from_env())
-        .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"))
-}
-
-struct Rng(u64);
+mod common;
+use common::{ctx, Rng};
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64

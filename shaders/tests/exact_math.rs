@@ -5,10 +5,8 @@
 use ferrite_shaders::{exact, GpuContext, GpuOptions};
 use half::f16;
 
-fn ctx() -> GpuContext {
-    GpuContext::new(&GpuOptions::from_env())
-        .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"))
-}
+mod common;
+use common::ctx;
 
 /// Deterministic awkward f32 values: random bit patterns of finite normals across
 /// a wide exponent range, plus values at f16 rounding ties.

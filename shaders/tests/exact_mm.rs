@@ -7,29 +7,10 @@ use ferrite_shaders::{Arena, GpuContext, GpuOptions, GpuTensor, Recorder};
 use kernels::dispatch;
 use kernels::GgmlType;
 
-const TYPES: [GgmlType; 6] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q8_0,
-    GgmlType::Q4K,
-    GgmlType::Q6K,
-];
-
-fn ctx() -> GpuContext {
-    GpuContext::new(&GpuOptions::from_env())
-        .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"))
-}
-
-struct Rng(u64);
+mod common;
+use common::{ctx, Rng};
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
     /// Roughly normal in (-4, 4).
     fn normal(&mut self) -> f32 {
         let s: f32 = (0..4)
@@ -189,7 +170,7 @@ fn matmul_every_type_and_shape() {
         kernels::cpu::active()
     );
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for dt in TYPES {
+    for dt in mm::TYPES {
         assert!(mm::supported(dt));
         let colss: &[usize] = if dt.block_len() == 256 {
             &[256, 512, 2304]
@@ -211,7 +192,7 @@ fn matmul_every_type_and_shape() {
 fn matmul_windowed_tensor() {
     let ctx = ctx();
     let mut rng = Rng(77);
-    for dt in TYPES {
+    for dt in mm::TYPES {
         let (rows, cols) = (40, 512);
         let bytes = weights(&mut rng, dt, rows, cols);
         let rb = (dt.row_bytes(cols).unwrap() * 2) as u64;
@@ -226,7 +207,7 @@ fn matmul_windowed_tensor() {
 fn get_rows_every_type() {
     let ctx = ctx();
     let mut rng = Rng(5);
-    for dt in TYPES {
+    for dt in mm::TYPES {
         let (rows, cols) = (23, 512);
         let bytes = weights(&mut rng, dt, rows, cols);
         let rb = dt.row_bytes(cols).unwrap();
@@ -372,7 +353,7 @@ fn soft_fma_and_division_are_ieee() {
 fn timing() {
     let ctx = ctx();
     let mut rng = Rng(1);
-    for dt in TYPES {
+    for dt in mm::TYPES {
         let (rows, cols) = (4864, 896usize.div_ceil(256) * 256);
         let bytes = weights(&mut rng, dt, rows, cols);
         let w = GpuTensor::upload(&ctx, "w", dt, rows, cols, &bytes).unwrap();

@@ -5,20 +5,10 @@ use ferrite_shaders::{Arena, GpuContext, GpuError, GpuOptions, GpuTensor, Record
 use kernels::ggml_math::{self, Flavor};
 use kernels::ops::{self, Rope, RopeStyle};
 
-fn ctx() -> GpuContext {
-    GpuContext::new(&GpuOptions::from_env())
-        .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"))
-}
-
-struct Rng(u64);
+mod common;
+use common::{ctx, Rng};
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 24) as f32

@@ -13,7 +13,8 @@ const EXPF: &str = include_str!("../../wgsl/exact/expf.wgsl");
 /// Largest head size of the attention shader (`AMAXD` in attn_common.wgsl).
 const MAX_HEAD: usize = 256;
 
-/// What attn_attend.wgsl and attn_tiled.wgsl share (parameters, bindings, cache reads).
+/// What attn_attend.wgsl and attn_tiled.wgsl share (parameters, bindings, cache reads,
+/// the softmax divide).
 const ATTN_COMMON: &str = include_str!("../../wgsl/exact/attn_common.wgsl");
 
 pub(crate) fn body(name: &str) -> Option<String> {
@@ -182,24 +183,7 @@ impl crate::Recorder<'_> {
                 4 * l
             )));
         }
-        if s.n_head_kv == 0 || !s.n_head.is_multiple_of(s.n_head_kv) {
-            return Err(GpuError::Unsupported(format!(
-                "exact attention: {} heads over {} kv heads",
-                s.n_head, s.n_head_kv
-            )));
-        }
-        if k.width != s.n_head_kv * s.head_dim_k || v.width != s.n_head_kv * s.head_dim_v {
-            return Err(GpuError::Unsupported(
-                "exact attention: cache width does not match the heads".into(),
-            ));
-        }
-        if s.pos0 + s.ntok > k.n_ctx || s.pos0 + s.ntok > v.n_ctx {
-            return Err(GpuError::Unsupported(
-                "exact attention: positions beyond the cache".into(),
-            ));
-        }
-        self.check("exact attention q", q, s.ntok * s.n_head * s.head_dim_k)?;
-        self.check("exact attention out", out, s.ntok * s.n_head * s.head_dim_v)?;
+        self.check_attention("exact attention", k, v, q, out, &s)?;
         if s.ntok == 0 || s.n_head == 0 {
             return Ok(());
         }

@@ -74,7 +74,8 @@ const ROWS: [&str; 6] = [
     "mm_rows_q6k",
 ];
 
-const TYPES: [GgmlType; 6] = [
+/// Weight types the exact matmul handles, in the order of the `mm_rows_*` shaders.
+pub const TYPES: [GgmlType; 6] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
@@ -83,7 +84,7 @@ const TYPES: [GgmlType; 6] = [
     GgmlType::Q6K,
 ];
 
-/// Weight types the exact matmul handles (Q4_0, Q4_1, Q5_0, Q8_0, Q4K, Q6K).
+/// Whether the exact matmul handles `dtype` (one of [`TYPES`]).
 pub fn supported(dtype: GgmlType) -> bool {
     TYPES.contains(&dtype)
 }

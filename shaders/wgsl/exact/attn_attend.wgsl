@@ -43,28 +43,6 @@ fn score(kb: u32) -> f32 {
     return total * p.post;
 }
 
-// a / b rounded to nearest even (a, b > 0 and the quotient normal): div_rn's
-// candidate, moved while a neighbour has a smaller exact residual (a guard that
-// costs three fma_rn once per row).
-fn at_div(a: f32, b: f32) -> f32 {
-    var q = div_rn(a, b);
-    for (var it = 0; it < 3; it = it + 1) {
-        let r = fma_rn(-q, b, a);
-        if (r == 0.0) {
-            break;
-        }
-        let qb = bitcast<u32>(q);
-        let n = bitcast<f32>(select(qb - 1u, qb + 1u, r > 0.0));
-        let rn = abs(fma_rn(-n, b, a));
-        if (rn < abs(r) || (rn == abs(r) && (bitcast<u32>(n) & 1u) == 0u)) {
-            q = n;
-        } else {
-            break;
-        }
-    }
-    return q;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     exf_z = p.zero;

@@ -1,4 +1,4 @@
-// Parameters, bindings and cache readers shared by attn_attend.wgsl and attn_tiled.wgsl.
+// Parameters, bindings, cache readers and the softmax divide shared by attn_attend.wgsl and attn_tiled.wgsl.
 struct P {
     ntok: u32,
     n_head: u32,
@@ -39,4 +39,26 @@ fn k_at(i: u32) -> f32 {
 fn v_at(i: u32) -> f32 {
     let w = vc[i >> 1u];
     return f16_value(select(w & 0xffffu, w >> 16u, (i & 1u) == 1u));
+}
+
+// a / b rounded to nearest even (a, b > 0 and the quotient normal): div_rn's
+// candidate, moved while a neighbour has a smaller exact residual (a guard that
+// costs three fma_rn once per row).
+fn at_div(a: f32, b: f32) -> f32 {
+    var q = div_rn(a, b);
+    for (var it = 0; it < 3; it = it + 1) {
+        let r = fma_rn(-q, b, a);
+        if (r == 0.0) {
+            break;
+        }
+        let qb = bitcast<u32>(q);
+        let n = bitcast<f32>(select(qb - 1u, qb + 1u, r > 0.0));
+        let rn = abs(fma_rn(-n, b, a));
+        if (rn < abs(r) || (rn == abs(r) && (bitcast<u32>(n) & 1u) == 0u)) {
+            q = n;
+        } else {
+            break;
+        }
+    }
+    return q;
 }
