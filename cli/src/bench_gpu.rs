@@ -3,7 +3,9 @@
 //!
 //! Matvec: the decode shader (activations first rounded as the model path rounds them),
 //! `batch` products per submit so one submit's fixed cost is spread; GB/s counts the GGUF
-//! weight bytes read per second. End to end: `pp` = one forward pass over N random
+//! weight bytes read per second. Types with an exact shader are measured twice: the fast
+//! shader and the exact one (the models' default path, which also quantizes the
+//! activations inside each product, as the CPU does). End to end: `pp` = one forward pass over N random
 //! tokens from an empty cache, `tg` = N single-token passes (logits read back each
 //! time), each after an untimed warm-up that also compiles the pipelines.
 //!
@@ -90,6 +92,8 @@ struct Matvec {
     gpu_bytes: u64,
     /// Activation rounding before the product (`f32` = none).
     activations: String,
+    /// `exact` (the CPU's bits, `ferrite_shaders::exact`) or `fast`.
+    path: String,
     /// Products per submit.
     batch: usize,
     seconds_per_matvec: f64,
@@ -151,13 +155,21 @@ pub fn run_gpu(args: &GpuArgs) -> Result<(), String> {
     if !args.no_matvec {
         for &(rows, cols) in &shapes {
             for &t in &types {
-                let m = bench_matvec(&ctx, t, rows, cols, reps, software)?;
-                eprintln!(
-                    "matvec {rows}x{cols} {t}: {:.2} ms, {:.1} GB/s",
-                    m.seconds_per_matvec * 1e3,
-                    m.gbps
-                );
-                matvec.push(m);
+                let paths: &[bool] = if ferrite_shaders::exact::mm::supported(t) {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
+                for &exact in paths {
+                    let m = bench_matvec(&ctx, t, rows, cols, reps, software, exact)?;
+                    eprintln!(
+                        "matvec {rows}x{cols} {t} ({}): {:.2} ms, {:.1} GB/s",
+                        m.path,
+                        m.seconds_per_matvec * 1e3,
+                        m.gbps
+                    );
+                    matvec.push(m);
+                }
             }
         }
     }
@@ -286,6 +298,7 @@ fn bench_matvec(
     cols: usize,
     reps: usize,
     software: bool,
+    exact: bool,
 ) -> Result<Matvec, String> {
     // 64 rows quantized once, repeated: random weights, cheap to make at any size.
     let master = crate::bench::master_blocks(t, 64 * cols);
@@ -297,7 +310,12 @@ fn bench_matvec(
     drop(bytes);
     let act = act_quant(t);
     let xq = cols.next_multiple_of(4);
-    let y = (xq + cols * 33 / 32 + 64).next_multiple_of(4);
+    let scratch = if exact {
+        ferrite_shaders::exact::mm::scratch_len(cols, 1)
+    } else {
+        cols * 33 / 32 + 64
+    };
+    let y = (xq + scratch).next_multiple_of(4);
     let arena = Arena::new(ctx, y + rows).map_err(|e| e.to_string())?;
     let x: Vec<f32> = (0..cols)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
@@ -305,11 +323,12 @@ fn bench_matvec(
     let run = |batch: usize| -> Result<f64, String> {
         let mut r = Recorder::new(ctx, &arena);
         r.write(0, &x).map_err(|e| e.to_string())?;
-        if let Some(a) = act {
+        if let (Some(a), false) = (act, exact) {
             r.quantize_act(a, 0, xq, cols).map_err(|e| e.to_string())?;
         }
         for _ in 0..batch {
             match act {
+                _ if exact => r.exact_matmul(&w, true, 0, y, 1, xq),
                 Some(a) => r.matmul_quantized(&w, a, xq, y, 1),
                 None => r.matmul(&w, 0, y, 1),
             }
@@ -340,6 +359,7 @@ fn bench_matvec(
         weight_bytes,
         gpu_bytes: w.size_bytes(),
         activations: act.map_or("f32".into(), |a| a.name().to_string()),
+        path: if exact { "exact" } else { "fast" }.into(),
         batch,
         seconds_per_matvec: per,
         gbps: weight_bytes as f64 / per / 1e9,
@@ -441,19 +461,23 @@ fn markdown(r: &Report) -> String {
     if !r.matvec.is_empty() {
         let _ = writeln!(
             s,
-            "\n## matvec (decode shader; GB/s of GGUF weight bytes)\n"
+            "\n## matvec (decode shader; GB/s of GGUF weight bytes)\n\n\
+             `exact`: the shader with the CPU's bits (the models' default), activations \
+             quantized inside each product; `fast`: its own summation order, activations \
+             quantized once.\n"
         );
         let _ = writeln!(
             s,
-            "| shape | type | activations | GPU MiB | batch | time/matvec | GB/s |"
+            "| shape | type | path | activations | GPU MiB | batch | time/matvec | GB/s |"
         );
-        let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|");
         for m in &r.matvec {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.1} | {} | {:.3} ms | {:.2} |",
+                "| {} | {} | {} | {} | {:.1} | {} | {:.3} ms | {:.2} |",
                 m.shape,
                 m.dtype,
+                m.path,
                 m.activations,
                 m.gpu_bytes as f64 / (1 << 20) as f64,
                 m.batch,

@@ -97,7 +97,7 @@ fn bench_kernels_quick_writes_json_and_markdown() {
 
 /// `ferrite bench gpu` on a tiny shape and SmolLM2 with few tokens: the report names the
 /// adapter, says when the numbers come from a software driver (lavapipe in CI), and has
-/// a matvec row per asked type and a model row. No timing is asserted.
+/// a matvec row per asked type and path and a model row. No timing is asserted.
 #[test]
 fn bench_gpu_small_writes_json_and_markdown() {
     let out = std::env::temp_dir().join(format!("ferrite-bench-gpu-{}", std::process::id()));
@@ -143,8 +143,20 @@ fn bench_gpu_small_writes_json_and_markdown() {
     assert_eq!(a["software"], software);
     assert_eq!(json["note"].is_string(), software, "{json}");
     let mv = json["matvec"].as_array().unwrap();
-    let types: Vec<&str> = mv.iter().map(|m| m["dtype"].as_str().unwrap()).collect();
-    assert_eq!(types, ["q8_0", "q4_K"]);
+    let rows: Vec<(&str, &str)> = mv
+        .iter()
+        .map(|m| (m["dtype"].as_str().unwrap(), m["path"].as_str().unwrap()))
+        .collect();
+    // Both types have an exact shader: each is measured on both paths.
+    assert_eq!(
+        rows,
+        [
+            ("q8_0", "fast"),
+            ("q8_0", "exact"),
+            ("q4_K", "fast"),
+            ("q4_K", "exact")
+        ]
+    );
     for m in mv {
         assert_eq!(m["shape"], "256x512");
         assert!(m["gbps"].as_f64().unwrap() > 0.0, "{m}");
@@ -159,6 +171,6 @@ fn bench_gpu_small_writes_json_and_markdown() {
     let md = std::fs::read_to_string(out.join("gpu.md")).expect("gpu.md written");
     assert!(md.contains(a["name"].as_str().unwrap()));
     assert_eq!(md.contains("not performance claims"), software);
-    assert!(md.contains("| 256x512 | q4_K |") && md.contains("| smollm2 |"));
+    assert!(md.contains("| 256x512 | q4_K | exact |") && md.contains("| smollm2 |"));
     std::fs::remove_dir_all(&out).ok();
 }

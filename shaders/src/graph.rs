@@ -576,7 +576,11 @@ impl<'a> Recorder<'a> {
             )));
         }
         self.check(&format!("{what} q"), q, s.ntok * s.n_head * s.head_dim_k)?;
-        self.check(&format!("{what} out"), out, s.ntok * s.n_head * s.head_dim_v)
+        self.check(
+            &format!("{what} out"),
+            out,
+            s.ntok * s.n_head * s.head_dim_v,
+        )
     }
 
     /// Causal attention of `s.ntok` query rows at `q` (`n_head × head_dim_k` each)

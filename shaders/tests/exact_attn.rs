@@ -4,7 +4,7 @@
 //! `attention::attend` (under 64 rows) and `attend_tiled` (64+) on the three models'
 //! head shapes, in both llama.cpp flavors.
 
-use ferrite_shaders::{exact, Arena, AttnShape, GpuContext, GpuOptions, KvBuffer, Recorder};
+use ferrite_shaders::{exact, Arena, AttnShape, GpuContext, KvBuffer, Recorder};
 use half::f16;
 use kernels::ggml_math::{self, Flavor};
 

@@ -2,7 +2,7 @@
 //! results computed on the CPU: correctly rounded division, square root and f16
 //! conversion, and a fused `fma`.
 
-use ferrite_shaders::{exact, GpuContext, GpuOptions};
+use ferrite_shaders::exact;
 use half::f16;
 
 mod common;

@@ -3,7 +3,7 @@
 //! (`kernels_for_models`, `llama_repacked`, `llama_tiled`).
 
 use ferrite_shaders::exact::mm;
-use ferrite_shaders::{Arena, GpuContext, GpuOptions, GpuTensor, Recorder};
+use ferrite_shaders::{Arena, GpuContext, GpuTensor, Recorder};
 use kernels::dispatch;
 use kernels::GgmlType;
 
@@ -345,43 +345,5 @@ fn soft_fma_and_division_are_ieee() {
             "fma_rn({a:e}, {b:e}, {c:e}) at {i}"
         );
         assert_eq!(o[1], (a / b).to_bits(), "div_rn({a:e}, {b:e}) at {i}");
-    }
-}
-
-#[test]
-#[ignore]
-fn timing() {
-    let ctx = ctx();
-    let mut rng = Rng(1);
-    for dt in mm::TYPES {
-        let (rows, cols) = (4864, 896usize.div_ceil(256) * 256);
-        let bytes = weights(&mut rng, dt, rows, cols);
-        let w = GpuTensor::upload(&ctx, "w", dt, rows, cols, &bytes).unwrap();
-        for ntok in [1usize, 8] {
-            let x = inputs(&mut rng, cols, ntok);
-            let arena =
-                Arena::new(&ctx, ntok * (cols + rows) + mm::scratch_len(cols, ntok)).unwrap();
-            let mut best = [f64::MAX; 2];
-            for _ in 0..3 {
-                for (k, exact) in [true, false].into_iter().enumerate() {
-                    let mut rec = Recorder::new(&ctx, &arena);
-                    rec.write(0, &x).unwrap();
-                    if exact {
-                        rec.exact_matmul(&w, true, 0, ntok * cols, ntok, ntok * (cols + rows))
-                            .unwrap();
-                    } else {
-                        rec.matmul(&w, 0, ntok * cols, ntok).unwrap();
-                    }
-                    rec.read(ntok * cols, 1).unwrap();
-                    let t = std::time::Instant::now();
-                    rec.submit().unwrap();
-                    best[k] = best[k].min(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            eprintln!(
-                "{dt} {rows}x{cols} ntok {ntok}: exact {:.1} ms, plain {:.1} ms",
-                best[0], best[1]
-            );
-        }
     }
 }

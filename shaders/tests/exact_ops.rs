@@ -1,7 +1,7 @@
 //! Exact-path RMSNorm, SwiGLU, GeGLU and RoPE against the CPU kernels, bit for bit.
 
 use ferrite_shaders::exact::ops::GeluTable;
-use ferrite_shaders::{Arena, GpuContext, GpuError, GpuOptions, GpuTensor, Recorder};
+use ferrite_shaders::{Arena, GpuContext, GpuError, GpuTensor, Recorder};
 use kernels::ggml_math::{self, Flavor};
 use kernels::ops::{self, Rope, RopeStyle};
 
