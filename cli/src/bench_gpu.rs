@@ -358,7 +358,12 @@ fn bench_matvec(
         cols,
         weight_bytes,
         gpu_bytes: w.size_bytes(),
-        activations: act.map_or("f32".into(), |a| a.name().to_string()),
+        // The exact shaders quantize as the CPU kernel does (Q8_0 for Q4_0, Q8_1 for Q4_1).
+        activations: if exact {
+            kernels::dispatch::kernels(t).map_or("f32".into(), |k| k.act.name().to_string())
+        } else {
+            act.map_or("f32".into(), |a| a.name().to_string())
+        },
         path: if exact { "exact" } else { "fast" }.into(),
         batch,
         seconds_per_matvec: per,

@@ -12,7 +12,7 @@
 
 use engine::model::{LoadOptions, Model, SeqInput};
 use ferrite_shaders::{GpuContext, GpuModel, GpuOptions, GpuSeq, SplitCache};
-use ferrite_tests::{model_path, reference, top2, Model as TestModel};
+use ferrite_tests::{cpu_has_llama_orders, model_path, reference, top2, Model as TestModel};
 use std::sync::Arc;
 
 /// The bound on first-position logits against llama.cpp's.
@@ -31,15 +31,6 @@ fn cpu_logits(model: &Model, tokens: &[u32]) -> Vec<f32> {
         }])
         .unwrap()
         .remove(0)
-}
-
-/// Whether this machine's CPU path runs llama.cpp's x86 orders, which the GPU's
-/// exact path emulates everywhere.
-fn cpu_has_llama_orders() -> bool {
-    cfg!(target_arch = "x86_64")
-        && std::is_x86_feature_detected!("avx2")
-        && std::is_x86_feature_detected!("fma")
-        && std::is_x86_feature_detected!("f16c")
 }
 
 /// ferrite's CPU choice after `prompt` + `got` (llama.cpp's, as the CPU test shows).

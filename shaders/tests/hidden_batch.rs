@@ -1,10 +1,11 @@
 //! A split model's GPU layers over several sequences in one pass
 //! (`forward_hidden_batch`) against one sequence at a time (`forward_hidden`), on
-//! SmolLM2 with half the layers on the GPU; lavapipe in CI.
+//! SmolLM2 with half the layers on the GPU; and a multi-sequence batch against the
+//! CPU's. lavapipe in CI.
 
 use engine::model::{LoadOptions, Model, SeqInput};
-use ferrite_shaders::{GpuContext, GpuHiddenSeq, GpuModel, GpuOptions};
-use ferrite_tests::{model_path, top2, Model as TestModel};
+use ferrite_shaders::{GpuContext, GpuHiddenSeq, GpuModel, GpuOptions, GpuSeq};
+use ferrite_tests::{cpu_has_llama_orders, model_path, top2, Model as TestModel};
 use std::sync::Arc;
 
 fn hidden(model: &Model, cache: &mut engine::model::KvCache, tokens: &[u32], n: usize) -> Vec<f32> {
@@ -116,4 +117,68 @@ fn batched_hidden_pass_matches_one_sequence_at_a_time() {
         }])
         .unwrap_err();
     assert!(err.to_string().contains("hidden values"), "{err}");
+}
+
+/// Two prompts of 34 and 30 tokens in one pass, every layer on the GPU: 64 rows in all,
+/// so the CPU (as llama.cpp) runs its tiled attention for both although each is under
+/// 64 rows; the GPU must pick the same kernel and return the CPU's logits.
+#[test]
+fn multi_sequence_batch_takes_the_cpus_attention_kernel() {
+    let model = Model::load(model_path(TestModel::SmolLm2), &LoadOptions { threads: 2 }).unwrap();
+    let ctx = Arc::new(
+        GpuContext::new(&GpuOptions::from_env())
+            .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}")),
+    );
+    let gpu = GpuModel::new(ctx, &model, usize::MAX).unwrap();
+    let prompt = |n: u32, salt: u32| -> Vec<u32> {
+        std::iter::once(1)
+            .chain((1..n).map(|i| 100 + (i * 37 + salt) % 2000))
+            .collect()
+    };
+    let (p0, p1) = (prompt(34, 3), prompt(30, 11));
+    let mut cpu_caches = [model.new_cache(64), model.new_cache(64)];
+    let [c0, c1] = &mut cpu_caches;
+    let want = model
+        .forward(&mut [
+            SeqInput {
+                cache: c0,
+                tokens: &p0,
+                all_logits: false,
+            },
+            SeqInput {
+                cache: c1,
+                tokens: &p1,
+                all_logits: false,
+            },
+        ])
+        .unwrap();
+    let mut gpu_caches = [gpu.new_cache(64).unwrap(), gpu.new_cache(64).unwrap()];
+    let [g0, g1] = &mut gpu_caches;
+    let got = gpu
+        .forward_batch(&mut [
+            GpuSeq {
+                cache: g0,
+                tokens: &p0,
+            },
+            GpuSeq {
+                cache: g1,
+                tokens: &p1,
+            },
+        ])
+        .unwrap();
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w.len(), g.len());
+        let diff = w
+            .iter()
+            .zip(g)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        // The exact path emulates the x86 kernels; elsewhere the CPU sums otherwise.
+        let bound = if gpu.is_exact() && cpu_has_llama_orders() {
+            f32::MIN_POSITIVE
+        } else {
+            1e-2
+        };
+        assert!(diff < bound, "sequence {i}: logits differ by {diff}");
+    }
 }

@@ -155,3 +155,18 @@ pub fn top2(logits: &[f32]) -> (u32, f32, f32) {
     }
     (best.0 as u32, best.1, second)
 }
+
+/// Whether this machine's CPU path runs llama.cpp's x86 orders (AVX2, FMA, F16C), which
+/// the GPU's exact path emulates everywhere: only then are its bits the CPU's.
+pub fn cpu_has_llama_orders() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

@@ -166,10 +166,28 @@ impl crate::Recorder<'_> {
         scale_queries: bool,
         flavor: Flavor,
     ) -> Result<(), GpuError> {
+        self.exact_attention_in_batch(q, k, v, out, shape, scale_queries, flavor, shape.ntok)
+    }
+
+    /// [`Self::exact_attention`] of one sequence of a batch of `batch_rows` query rows
+    /// in all: the CPU (as llama.cpp) picks the kernel by the whole batch's rows, so a
+    /// short sequence batched with others may take the tiled one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn exact_attention_in_batch(
+        &mut self,
+        q: usize,
+        k: &KvBuffer,
+        v: &KvBuffer,
+        out: usize,
+        shape: AttnShape,
+        scale_queries: bool,
+        flavor: Flavor,
+        batch_rows: usize,
+    ) -> Result<(), GpuError> {
         let s = shape;
         let l = lanes(flavor);
         // llama.cpp switches to its tiled kernel (f32 accumulation) from FA_TILE rows.
-        let tiled = s.ntok >= FA_TILE;
+        let tiled = batch_rows >= FA_TILE;
         if s.head_dim_k == 0
             || s.head_dim_v == 0
             || s.head_dim_k > MAX_HEAD

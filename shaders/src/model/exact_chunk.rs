@@ -73,7 +73,7 @@ impl GpuModel {
             for s in segs {
                 r.exact_kv_store(lay.k + s.t0 * kd, &s.cache.k[i], s.pos0, s.n)?;
                 r.exact_kv_store(lay.v + s.t0 * vd, &s.cache.v[i], s.pos0, s.n)?;
-                r.exact_attention(
+                r.exact_attention_in_batch(
                     lay.q + s.t0 * qd,
                     &s.cache.k[i],
                     &s.cache.v[i],
@@ -90,6 +90,7 @@ impl GpuModel {
                     },
                     hp.scale_queries,
                     ex.flavor,
+                    b,
                 )?;
             }
             mm(&mut r, &l.wo, lay.att, lay.o, b)?;
