@@ -35,7 +35,7 @@ impl Flavor {
     }
 
     /// f32 lanes per vector.
-    fn lanes(self) -> usize {
+    pub fn lanes(self) -> usize {
         match self {
             Flavor::Avx2 => 8,
             Flavor::Avx512 => 16,

@@ -155,7 +155,12 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    pub(crate) fn check(&self, what: &str, off: usize, len: usize) -> Result<(), GpuError> {
+    pub(crate) fn check(
+        &self,
+        what: impl std::fmt::Display,
+        off: usize,
+        len: usize,
+    ) -> Result<(), GpuError> {
         if off.checked_add(len).is_none_or(|e| e > self.arena.len) {
             return Err(GpuError::Unsupported(format!(
                 "{what}: range {off}+{len} is outside the arena ({})",
@@ -174,8 +179,12 @@ impl<'a> Recorder<'a> {
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
         let op = match op {
-            Op::Named(n) => Op::Named(crate::pipelines::Named {
-                fma_fused: n.name != "fma_probe" && self.ctx.fma_fused()?,
+            Op::Named(
+                n @ crate::pipelines::Named {
+                    fma_fused: None, ..
+                },
+            ) => Op::Named(crate::pipelines::Named {
+                fma_fused: Some(self.ctx.fma_fused()?),
                 ..n
             }),
             op => op,
@@ -400,7 +409,7 @@ impl<'a> Recorder<'a> {
         )
     }
 
-    fn elementwise_groups(&self, n: usize, wg: u32) -> Result<(u32, u32), GpuError> {
+    pub(crate) fn elementwise_groups(&self, n: usize, wg: u32) -> Result<(u32, u32), GpuError> {
         grid(n.div_ceil(wg as usize))
     }
 
@@ -575,9 +584,14 @@ impl<'a> Recorder<'a> {
                 "{what}: positions beyond the cache"
             )));
         }
-        self.check(&format!("{what} q"), q, s.ntok * s.n_head * s.head_dim_k)?;
+        // format_args!: the names are only written out on an error.
         self.check(
-            &format!("{what} out"),
+            format_args!("{what} q"),
+            q,
+            s.ntok * s.n_head * s.head_dim_k,
+        )?;
+        self.check(
+            format_args!("{what} out"),
             out,
             s.ntok * s.n_head * s.head_dim_v,
         )

@@ -64,8 +64,9 @@ pub struct Named {
     pub name: &'static str,
     pub rw: u8,
     pub ro: u8,
-    /// Whether the adapter's `fma` is fused (set by the recorder from the context).
-    pub fma_fused: bool,
+    /// Whether the adapter's `fma` is fused: `None` until the recorder fills it in from
+    /// the context; the fma probe itself states it (it runs before anything is known).
+    pub fma_fused: Option<bool>,
 }
 
 /// Which optional adapter features a pipeline's shader uses.
@@ -221,7 +222,7 @@ pub fn source(key: PipelineKey) -> Result<String, GpuError> {
         Op::QuantizeAct => include_str!("../wgsl/quantize_act.wgsl"),
         Op::Elementwise(_) => include_str!("../wgsl/elementwise.wgsl"),
         Op::Named(n) => {
-            s.push_str(&crate::exact::source(n.name, n.fma_fused)?);
+            s.push_str(&crate::exact::source(n.name, n.fma_fused.unwrap_or(false))?);
             return Ok(s);
         }
     };

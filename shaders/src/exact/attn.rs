@@ -77,14 +77,6 @@ pub(crate) fn expf_consts() -> String {
     )
 }
 
-/// f32 lanes of a flavor's vectors (ggml_vec_dot_f16's lane order).
-fn lanes(f: Flavor) -> usize {
-    match f {
-        Flavor::Avx2 => 8,
-        Flavor::Avx512 => 16,
-    }
-}
-
 impl crate::Recorder<'_> {
     /// Store `ntok` rows of `kv.width` f32 values from arena offset `src` into rows
     /// `pos0..` of `kv` as f16, rounded to nearest even (as `half::f16::from_f32`).
@@ -185,7 +177,7 @@ impl crate::Recorder<'_> {
         batch_rows: usize,
     ) -> Result<(), GpuError> {
         let s = shape;
-        let l = lanes(flavor);
+        let l = flavor.lanes();
         // llama.cpp switches to its tiled kernel (f32 accumulation) from FA_TILE rows.
         let tiled = batch_rows >= FA_TILE;
         if s.head_dim_k == 0

@@ -27,7 +27,6 @@ const COMMON: &str = include_str!("../../wgsl/exact/mm_common.wgsl");
 pub(crate) fn body(name: &str) -> Option<String> {
     let (consts, src) = match name {
         "mm_quant" => ("", include_str!("../../wgsl/exact/mm_quant.wgsl")),
-        "mm_arith" => ("", include_str!("../../wgsl/exact/mm_arith.wgsl")),
         "mm_q4_0" | "mm_q4_1" | "mm_q5_0" | "mm_q8_0" => {
             let dt = ["mm_q4_0", "mm_q4_1", "mm_q5_0", "mm_q8_0"]
                 .iter()
@@ -257,32 +256,4 @@ impl crate::Recorder<'_> {
         }
         Ok(())
     }
-}
-
-/// Test hook: per triple (a, b, c) the bits of the shaders' `fma_rn(a, b, c)` and
-/// `div_rn(a, b)` as the matrix shaders build them.
-#[doc(hidden)]
-pub fn arith_probe(
-    ctx: &crate::GpuContext,
-    inputs: &[[f32; 3]],
-) -> Result<Vec<[u32; 2]>, GpuError> {
-    let n = inputs.len();
-    let arena = crate::Arena::new(ctx, n * 5)?;
-    let mut rec = crate::Recorder::new(ctx, &arena);
-    let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
-    rec.write(0, &flat)?;
-    let (gx, gy) = grid(n.div_ceil(64))?;
-    rec.push(
-        super::op("mm_arith", 0, 0),
-        None,
-        &[u(n), gx],
-        vec![rec.arena_buf()],
-        [gx, gy, 1],
-    )?;
-    rec.read(n * 3, n * 2)?;
-    let out = rec.submit()?.remove(0);
-    Ok(out
-        .chunks_exact(2)
-        .map(|c| [c[0].to_bits(), c[1].to_bits()])
-        .collect())
 }

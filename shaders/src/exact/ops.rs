@@ -76,10 +76,6 @@ impl GeluTable {
     }
 }
 
-fn elementwise_grid(n: usize) -> Result<(u32, u32), GpuError> {
-    grid(n.div_ceil(64))
-}
-
 fn to_u32(what: &str, v: usize) -> Result<u32, GpuError> {
     u32::try_from(v).map_err(|_| GpuError::Unsupported(format!("{what} {v} exceeds u32")))
 }
@@ -192,11 +188,8 @@ impl crate::Recorder<'_> {
         if total == 0 {
             return Ok(());
         }
-        let lanes = match flavor {
-            Flavor::Avx2 => 8,
-            Flavor::Avx512 => 16,
-        };
-        let (gx, gy) = elementwise_grid(total)?;
+        let lanes = flavor.lanes();
+        let (gx, gy) = self.elementwise_groups(total, 64)?;
         self.push(
             op("exact_swiglu", 0, 0),
             None,
@@ -229,7 +222,7 @@ impl crate::Recorder<'_> {
         if n == 0 {
             return Ok(());
         }
-        let (gx, gy) = elementwise_grid(n)?;
+        let (gx, gy) = self.elementwise_groups(n, 64)?;
         self.push(
             op("exact_geglu", 0, 1),
             None,
@@ -268,7 +261,7 @@ impl crate::Recorder<'_> {
         if pairs == 0 {
             return Ok(());
         }
-        let (gx, gy) = elementwise_grid(pairs)?;
+        let (gx, gy) = self.elementwise_groups(pairs, 64)?;
         self.push(
             op("exact_rope", 0, 0),
             None,

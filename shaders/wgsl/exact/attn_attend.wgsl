@@ -56,10 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = lid; i < p.hdk; i = i + AWG) {
         qs[i] = round_f16(a[p.q_off + idx * p.hdk + i] * p.pre);
     }
-    var start = 0u;
-    if (p.window > 0u && pos + 1u > p.window) {
-        start = pos + 1u - p.window;
-    }
+    let start = first_visible(pos);
     var acc: array<f32, APER>;
     for (var k = 0u; k < APER; k = k + 1u) {
         acc[k] = 0.0;

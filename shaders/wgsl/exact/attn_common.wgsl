@@ -1,4 +1,5 @@
-// Parameters, bindings, cache readers and the softmax divide shared by attn_attend.wgsl and attn_tiled.wgsl.
+// Shared by attn_attend.wgsl and attn_tiled.wgsl: parameters, bindings, cache readers,
+// the window start and the softmax divide.
 struct P {
     ntok: u32,
     n_head: u32,
@@ -61,4 +62,12 @@ fn at_div(a: f32, b: f32) -> f32 {
         }
     }
     return q;
+}
+
+// The first cache position the query at `pos` sees (its sliding window, or 0).
+fn first_visible(pos: u32) -> u32 {
+    if (p.window > 0u && pos + 1u > p.window) {
+        return pos + 1u - p.window;
+    }
+    return 0u;
 }

@@ -140,10 +140,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = lid; i < p.hdk; i = i + AWG) {
         qs[i] = a[p.q_off + idx * p.hdk + i] * p.pre;
     }
-    var first = 0u;
-    if (p.window > 0u && pos + 1u > p.window) {
-        first = pos + 1u - p.window;
-    }
+    let first = first_visible(pos);
     var o: array<f32, APER>;
     for (var k = 0u; k < APER; k = k + 1u) {
         o[k] = 0.0;
