@@ -188,6 +188,61 @@ fn matmul_every_type_and_shape() {
     }
 }
 
+/// Several matrices over one input in one call (as Q/K/V and gate/up run): runs that
+/// quantize alike share one quantization, the others requantize; every product keeps
+/// the CPU's bits. Q4_K with 16 rows is repacked (gemm groups), with 12 it is not.
+#[test]
+fn matmuls_over_one_input() {
+    let ctx = ctx();
+    let mut rng = Rng(0xfeed);
+    let cols = 512;
+    let mats: Vec<(GgmlType, usize)> = vec![
+        (GgmlType::Q4K, 16),
+        (GgmlType::Q4K, 16),
+        (GgmlType::Q4K, 12),
+        (GgmlType::Q6K, 8),
+        (GgmlType::Q8_0, 8),
+        (GgmlType::Q4_0, 24),
+        (GgmlType::Q4_1, 8),
+        (GgmlType::Q8_0, 8),
+    ];
+    let ws: Vec<(Vec<u8>, GpuTensor)> = mats
+        .iter()
+        .map(|&(dt, rows)| {
+            let bytes = weights(&mut rng, dt, rows, cols);
+            let w = GpuTensor::upload(&ctx, "w", dt, rows, cols, &bytes).unwrap();
+            (bytes, w)
+        })
+        .collect();
+    for ntok in [1, 5, 9] {
+        let x = inputs(&mut rng, cols, ntok);
+        let mut ys = Vec::new();
+        let mut off = ntok * cols + mm::scratch_len(cols, ntok);
+        for (_, w) in &ws {
+            ys.push(off);
+            off += ntok * w.rows;
+        }
+        let arena = Arena::new(&ctx, off).unwrap();
+        let mut rec = Recorder::new(&ctx, &arena);
+        rec.write(0, &x).unwrap();
+        let products: Vec<(&GpuTensor, bool, usize)> = ws
+            .iter()
+            .zip(&ys)
+            .map(|((_, w), &y)| (w, true, y))
+            .collect();
+        rec.exact_matmuls(&products, 0, ntok, ntok * cols).unwrap();
+        for ((_, w), &y) in ws.iter().zip(&ys) {
+            rec.read(y, ntok * w.rows).unwrap();
+        }
+        let out = rec.submit().unwrap();
+        for ((bytes, w), got) in ws.iter().zip(&out) {
+            let want = cpu_mm(w.dtype, bytes, w.rows, cols, &x, ntok, true);
+            let what = format!("{} {}x{cols} ntok {ntok} in one call", w.dtype, w.rows);
+            assert_bits(&what, got, &want, w.rows);
+        }
+    }
+}
+
 #[test]
 fn matmul_windowed_tensor() {
     let ctx = ctx();

@@ -119,93 +119,114 @@ impl crate::Recorder<'_> {
         ntok: usize,
         scratch: usize,
     ) -> Result<(), GpuError> {
-        let dt = w.dtype;
-        let blen = if matches!(dt, GgmlType::Q4K | GgmlType::Q6K) {
-            256
-        } else {
-            32
-        };
-        if !supported(dt) || !w.cols.is_multiple_of(blen) {
-            return Err(GpuError::Unsupported(format!(
-                "exact matmul: {} is {dt} {}x{}",
-                w.name, w.rows, w.cols
-            )));
-        }
-        if ntok == 0 {
-            return Ok(());
-        }
-        if ntok > 65535 {
-            return Err(GpuError::Unsupported(format!(
-                "exact matmul: {ntok} tokens in one call"
-            )));
-        }
-        let cols = w.cols;
-        self.check("exact matmul input", x, ntok * cols)?;
-        self.check("exact matmul output", y, ntok * w.rows)?;
-        self.check("exact matmul scratch", scratch, scratch_len(cols, ntok))?;
-        let nb = cols / blen;
-        let qs = scratch;
-        let d = qs + ntok * cols / 4;
-        let ex = d + ntok * nb;
-        // engine `mm()`: llama.cpp repacks Q4_K with rows % 8 == 0 (x86 AVX2); its
-        // gemm takes whole groups of four tokens; Q6_K takes the tiled order at 8+.
-        let repacked = repack && dt == GgmlType::Q4K && w.rows.is_multiple_of(8);
-        let grouped = if repacked { ntok / 4 * 4 } else { 0 };
-        let total = ntok * nb;
-        let (qx, qy) = grid(total.div_ceil(64))?;
-        self.push(
-            super::op("mm_quant", 0, 0),
-            None,
-            &[
-                u(x),
-                u(cols),
-                u(ntok),
-                u(qs),
-                u(d),
-                u(ex),
-                act_mode(dt),
-                u(grouped),
-                u(nb),
-                qx,
-            ],
-            vec![self.arena_buf()],
-            [qx, qy, 1],
-        )?;
-        let rest: &'static str = match dt {
-            GgmlType::Q4_0 => "mm_q4_0",
-            GgmlType::Q4_1 => "mm_q4_1",
-            GgmlType::Q5_0 => "mm_q5_0",
-            GgmlType::Q8_0 => "mm_q8_0",
-            GgmlType::Q4K if repacked => "mm_q4k_gemv",
-            GgmlType::Q4K => "mm_q4k",
-            _ if ntok >= 8 => "mm_q6k_tiled",
-            _ => "mm_q6k",
-        };
-        let parts = [("mm_q4k_gemm", 0..grouped), (rest, grouped..ntok)];
-        for (name, ts) in parts {
-            if ts.is_empty() {
+        self.exact_matmuls(&[(w, repack, y)], x, ntok, scratch)
+    }
+
+    /// [`Self::exact_matmul`] of several matrices `(w, repack, y)` with one input (Q, K
+    /// and V; gate and up): the activations are quantized once for each run of
+    /// matrices that quantize them alike, as the CPU does. No `y` may overlap `x` or
+    /// `scratch`.
+    pub fn exact_matmuls(
+        &mut self,
+        products: &[(&GpuTensor, bool, usize)],
+        x: usize,
+        ntok: usize,
+        scratch: usize,
+    ) -> Result<(), GpuError> {
+        // (cols, quantizer mode, rows in gemm groups) of what `scratch` holds.
+        let mut quantized: Option<(usize, u32, usize)> = None;
+        for &(w, repack, y) in products {
+            let dt = w.dtype;
+            let blen = if matches!(dt, GgmlType::Q4K | GgmlType::Q6K) {
+                256
+            } else {
+                32
+            };
+            if !supported(dt) || !w.cols.is_multiple_of(blen) {
+                return Err(GpuError::Unsupported(format!(
+                    "exact matmul: {} is {dt} {}x{}",
+                    w.name, w.rows, w.cols
+                )));
+            }
+            if ntok == 0 {
                 continue;
             }
-            for win in &w.windows {
-                let (gx, gy) = grid(win.rows.div_ceil(8))?;
+            if ntok > 65535 {
+                return Err(GpuError::Unsupported(format!(
+                    "exact matmul: {ntok} tokens in one call"
+                )));
+            }
+            let cols = w.cols;
+            self.check("exact matmul input", x, ntok * cols)?;
+            self.check("exact matmul output", y, ntok * w.rows)?;
+            self.check("exact matmul scratch", scratch, scratch_len(cols, ntok))?;
+            let nb = cols / blen;
+            let qs = scratch;
+            let d = qs + ntok * cols / 4;
+            let ex = d + ntok * nb;
+            // engine `mm()`: llama.cpp repacks Q4_K with rows % 8 == 0 (x86 AVX2); its
+            // gemm takes whole groups of four tokens; Q6_K takes the tiled order at 8+.
+            let repacked = repack && dt == GgmlType::Q4K && w.rows.is_multiple_of(8);
+            let grouped = if repacked { ntok / 4 * 4 } else { 0 };
+            let setup = (cols, act_mode(dt), grouped);
+            if quantized != Some(setup) {
+                let (qx, qy) = grid((ntok * nb).div_ceil(64))?;
                 self.push(
-                    super::op(name, 0, 1),
+                    super::op("mm_quant", 0, 0),
                     None,
                     &[
-                        u(win.rows),
+                        u(x),
                         u(cols),
-                        u(ts.start),
+                        u(ntok),
                         u(qs),
                         u(d),
                         u(ex),
-                        u(y),
-                        u(w.rows),
-                        u(win.row0),
-                        gx,
+                        setup.1,
+                        u(grouped),
+                        u(nb),
+                        qx,
                     ],
-                    vec![self.arena_buf(), win.buf.clone()],
-                    [gx, gy, ts.len() as u32],
+                    vec![self.arena_buf()],
+                    [qx, qy, 1],
                 )?;
+                quantized = Some(setup);
+            }
+            let rest: &'static str = match dt {
+                GgmlType::Q4_0 => "mm_q4_0",
+                GgmlType::Q4_1 => "mm_q4_1",
+                GgmlType::Q5_0 => "mm_q5_0",
+                GgmlType::Q8_0 => "mm_q8_0",
+                GgmlType::Q4K if repacked => "mm_q4k_gemv",
+                GgmlType::Q4K => "mm_q4k",
+                _ if ntok >= 8 => "mm_q6k_tiled",
+                _ => "mm_q6k",
+            };
+            let parts = [("mm_q4k_gemm", 0..grouped), (rest, grouped..ntok)];
+            for (name, ts) in parts {
+                if ts.is_empty() {
+                    continue;
+                }
+                for win in &w.windows {
+                    let (gx, gy) = grid(win.rows.div_ceil(8))?;
+                    self.push(
+                        super::op(name, 0, 1),
+                        None,
+                        &[
+                            u(win.rows),
+                            u(cols),
+                            u(ts.start),
+                            u(qs),
+                            u(d),
+                            u(ex),
+                            u(y),
+                            u(w.rows),
+                            u(win.row0),
+                            gx,
+                        ],
+                        vec![self.arena_buf(), win.buf.clone()],
+                        [gx, gy, ts.len() as u32],
+                    )?;
+                }
             }
         }
         Ok(())

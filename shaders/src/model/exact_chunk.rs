@@ -44,6 +44,11 @@ impl GpuModel {
         let mm = |r: &mut Recorder, w: &GpuTensor, x: usize, y: usize, n: usize| {
             r.exact_matmul(w, repack(w), x, y, n, lay.xq)
         };
+        // Several matrices over one input: its activations are quantized once.
+        let mms = |r: &mut Recorder, ws: &[(&GpuTensor, usize)], x: usize, n: usize| {
+            let products: Vec<_> = ws.iter().map(|&(w, y)| (w, repack(w), y)).collect();
+            r.exact_matmuls(&products, x, n, lay.xq)
+        };
         // Rows still carried: every token until the last layer prunes to the
         // segments' last tokens (when their logits are wanted).
         let mut live = b;
@@ -51,9 +56,12 @@ impl GpuModel {
         for (i, l) in self.layers.iter().enumerate() {
             let il = self.first_layer + i;
             r.exact_rms_norm(lay.x, lay.h, b, d, Some(&l.attn_norm), eps)?;
-            mm(&mut r, &l.wq, lay.h, lay.q, b)?;
-            mm(&mut r, &l.wk, lay.h, lay.k, b)?;
-            mm(&mut r, &l.wv, lay.h, lay.v, b)?;
+            mms(
+                &mut r,
+                &[(&l.wq, lay.q), (&l.wk, lay.k), (&l.wv, lay.v)],
+                lay.h,
+                b,
+            )?;
             for (off, bias) in [(lay.q, &l.bq), (lay.k, &l.bk), (lay.v, &l.bv)] {
                 if let Some(bias) = bias {
                     r.add_bias(off, b, bias)?;
@@ -112,8 +120,12 @@ impl GpuModel {
             }
             r.ew(Ew::Add, lay.x, lay.o, live * d, 0.0)?;
             r.exact_rms_norm(lay.x, lay.h, live, d, Some(&l.ffn_norm), eps)?;
-            mm(&mut r, &l.w_gate, lay.h, lay.gate, live)?;
-            mm(&mut r, &l.w_up, lay.h, lay.up, live)?;
+            mms(
+                &mut r,
+                &[(&l.w_gate, lay.gate), (&l.w_up, lay.up)],
+                lay.h,
+                live,
+            )?;
             match hp.activation {
                 Activation::Silu => r.exact_swiglu(lay.gate, lay.up, live, hp.n_ff, ex.flavor)?,
                 Activation::GeluTanh => {
